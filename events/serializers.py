@@ -1,0 +1,22 @@
+"""Event serializers: validation of what staff may set."""
+
+from rest_framework import serializers
+
+from .models import Event
+
+
+class EventSerializer(serializers.ModelSerializer):
+    slug = serializers.SlugField(required=False, allow_blank=True, max_length=200)
+
+    class Meta:
+        model = Event
+        fields = [
+            "id", "name", "slug", "sale_starts_at", "queue_enabled", "paused", "admit_per_minute",
+            "max_active", "token_ttl_seconds", "reservation_url", "created_by", "created_at", "updated_at",
+        ]
+        read_only_fields = ["created_by", "created_at", "updated_at"]
+
+    def validate_slug(self, value: str) -> str:
+        if value and Event.objects.filter(slug=value).exclude(pk=getattr(self.instance, "pk", None)).exists():
+            raise serializers.ValidationError("An event with this slug already exists.", code="unique")
+        return value

@@ -1,0 +1,215 @@
+"""Settings for QMS, read from the environment in this one place.
+
+Defaults give the embedded run (SQLite, in-memory queue store and channel
+layer, in-process admission loop); `DATABASE_URL` and `QMS_REDIS_URL` switch
+to the production components.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = _env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "qms-embedded-insecure-secret-key-change-me-in-production-0123456789")
+ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
+CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "drf_spectacular",
+    "channels",
+    "events",
+    "queues",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "qms_project.urls"
+ASGI_APPLICATION = "qms_project.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several threads (server, admission loop) share the file: wait for locks.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DJANGO_TEST_SQLITE_NAME", "")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+WHITENOISE_USE_FINDERS = True
+
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+
+# --- the queue -------------------------------------------------------------
+
+QMS_REDIS_URL = os.environ.get("QMS_REDIS_URL", "")
+QMS_KEY_PREFIX = os.environ.get("QMS_KEY_PREFIX", "qms")
+
+if QMS_REDIS_URL:
+    QMS_STORE = {
+        "BACKEND": "queues.store.redis.RedisQueueStore",
+        "URL": QMS_REDIS_URL,
+        "PREFIX": QMS_KEY_PREFIX,
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # Hosts as dicts: redis-py 8's default pool (100) raises
+                # MaxConnectionsError in connection storms and its 5 s socket
+                # timeout races channels_redis's 5 s BZPOPMIN.
+                "hosts": [
+                    {
+                        "address": QMS_REDIS_URL,
+                        "max_connections": int(os.environ.get("QMS_CHANNEL_MAX_CONNECTIONS", "1000")),
+                        "socket_timeout": None,
+                        "socket_connect_timeout": 5,
+                        "retry_on_timeout": True,
+                    }
+                ],
+                "prefix": f"{QMS_KEY_PREFIX}:asgi",
+                "capacity": 1000,
+                "expiry": 60,
+                "group_expiry": 86400,
+            },
+        }
+    }
+    CELERY_BROKER_URL = QMS_REDIS_URL
+else:
+    QMS_STORE = {"BACKEND": "queues.store.memory.MemoryQueueStore"}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CELERY_BROKER_URL = "memory://"
+
+# Run the admission tick inside the server process (embedded default) or
+# leave it to Celery beat (production).
+QMS_EMBEDDED_TICK = _env_bool("QMS_EMBEDDED_TICK", not QMS_REDIS_URL)
+QMS_TICK_SECONDS = float(os.environ.get("QMS_TICK_SECONDS", "1.0"))
+QMS_TICK_LEASE_SECONDS = float(os.environ.get("QMS_TICK_LEASE_SECONDS", "10"))
+QMS_ABANDON_GRACE_SECONDS = float(os.environ.get("QMS_ABANDON_GRACE_SECONDS", "120"))
+
+QMS_SIGNING_KEY = os.environ.get("QMS_SIGNING_KEY", "")
+QMS_SIGNING_KEY_FILE = os.environ.get("QMS_SIGNING_KEY_FILE", "")
+if not QMS_SIGNING_KEY and QMS_SIGNING_KEY_FILE:
+    QMS_SIGNING_KEY = Path(QMS_SIGNING_KEY_FILE).read_text()
+# Public keys (PEM, separated by blank lines) still listed in the JWKS after a
+# rotation, so tokens signed with them verify until they expire.
+QMS_EXTRA_VERIFICATION_KEYS = os.environ.get("QMS_EXTRA_VERIFICATION_KEYS", "")
+QMS_TOKEN_ISSUER = os.environ.get("QMS_TOKEN_ISSUER", "qms")
+QMS_TOKEN_AUDIENCE = os.environ.get("QMS_TOKEN_AUDIENCE", "reservation")
+
+# --- Celery ------------------------------------------------------------------
+
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- DRF ---------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "queues.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "QMS waiting room API",
+    "DESCRIPTION": (
+        "Join a queue, follow your place, receive and verify admission tokens. "
+        "WebSocket `/ws/events/{id}/queue/` documents its messages in docs/API.md."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+SIMPLE_JWT = {
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("QMS_LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}
+
+# Where `manage.py serve` (make run) listens.
+QMS_HOST = os.environ.get("HOST", "127.0.0.1")
+QMS_PORT = int(os.environ.get("PORT", "8000"))

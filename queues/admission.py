@@ -1,0 +1,324 @@
+"""The queue service: join, status, leave, and the admission tick, shared by HTTP, WebSocket and Celery.
+
+The store holds the live queue; the `Admission` ledger holds every token. A
+popped fan is `pending` until the ledger row is committed, so a tick that dies
+half-way loses nobody: the next tick confirms or requeues its pending fans.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone as dt_timezone
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from events.models import Event
+
+from . import tokens
+from .models import Admission
+from .store import get_store
+from .store.base import ADMITTED, PENDING, Popped
+
+logger = logging.getLogger(__name__)
+
+UNLIMITED = 1e9  # rate and burst of events whose queue is switched off
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """What a fan sees: their place, or their admission."""
+
+    state: str  # "prequeue", "waiting" or "admitted"
+    ticket: int
+    position: int | None = None
+    ahead: int | None = None
+    waiting: int = 0
+    served: int = 0
+    eta_seconds: int | None = None
+    paused: bool = False
+    sale_starts_at: datetime | None = None
+    admission: Admission | None = None
+    created: bool = False
+
+
+@dataclass
+class TickResult:
+    ran: bool  # False: another tick held the lease
+    admitted: list[Admission] = field(default_factory=list)
+    abandoned: int = 0
+    progress: dict | None = None
+
+
+def _now() -> float:
+    return time.time()
+
+
+def redirect_url(event: Event, token: str) -> str:
+    parts = urlsplit(event.reservation_url)
+    query = f"{parts.query}&" if parts.query else ""
+    return urlunsplit(parts._replace(query=query + urlencode({"token": token})))
+
+
+def configured_rate(event: Event) -> float:
+    """Admissions per second the event allows."""
+    return event.admit_per_minute / 60.0 if event.queue_enabled else UNLIMITED
+
+
+def eta_seconds(event: Event, position: int, observed_rate: float) -> int:
+    """Seconds until `position` reaches the front, at the observed (smoothed) rate when there is one."""
+    rate = observed_rate if observed_rate > 0.01 else configured_rate(event)
+    return max(1, math.ceil(position / rate))
+
+
+def live_admissions(event: Event, now: datetime | None = None) -> int:
+    return Admission.objects.filter(event=event).live(now).count()
+
+
+def _status_from_place(event: Event, place, observed_rate: float | None = None) -> QueueStatus:
+    if place.state == PENDING:
+        # Popped by a tick that is writing the ledger right now: first in line.
+        return QueueStatus("waiting", place.ticket, 1, 0, place.waiting, place.served, 1, event.paused,
+                           event.sale_starts_at)
+    if event.queue_enabled and not event.sale_open():
+        return QueueStatus("prequeue", place.ticket, None, None, place.waiting, place.served, None, event.paused,
+                           event.sale_starts_at, created=place.created)
+    if observed_rate is None:
+        observed_rate = 0.0
+    return QueueStatus(
+        "waiting", place.ticket, place.position, place.position - 1, place.waiting, place.served,
+        eta_seconds(event, place.position, observed_rate), event.paused, event.sale_starts_at,
+        created=place.created,
+    )
+
+
+def _admitted_status(event: Event, admission: Admission, place=None) -> QueueStatus:
+    return QueueStatus("admitted", admission.ticket, waiting=place.waiting if place else 0,
+                       served=place.served if place else 0, paused=event.paused,
+                       sale_starts_at=event.sale_starts_at, admission=admission)
+
+
+def _live_admission_for(event: Event, user_id: int, ticket: int) -> Admission | None:
+    admission = Admission.objects.filter(event=event, user_id=user_id, ticket=ticket).first()
+    if admission is not None and admission.is_live():
+        return admission
+    return None
+
+
+def join(event: Event, user) -> QueueStatus:
+    """Queue the fan (idempotent: a fan who joins again keeps the first ticket)."""
+    store = get_store()
+    place = store.place(event.id, user.id)
+    if place is not None and place.state == ADMITTED:
+        admission = _live_admission_for(event, user.id, place.ticket)
+        if admission is not None:
+            return _admitted_status(event, admission, place)
+        store.forget(event.id, user.id, place.ticket)  # expired or released: queue anew
+    prequeue = event.queue_enabled and not event.sale_open()
+    place = store.join(event.id, user.id, prequeue_key=secrets.randbelow(2**52) / 2**52 if prequeue else None,
+                       now=_now())
+    if place.created:
+        logger.info("join event=%s user=%s ticket=%s", event.id, user.id, place.ticket)
+    if place.state != ADMITTED and _may_admit_on_join(event, place):
+        tick(event)  # nobody ahead and room: admitted now, spending the same rate budget
+        return status(event, user) or _status_from_place(event, place)
+    if place.state == ADMITTED:
+        return status(event, user)
+    return _status_from_place(event, place, store.snapshot(event.id).observed_rate if place.position else 0.0)
+
+
+def _may_admit_on_join(event: Event, place) -> bool:
+    if event.paused or place.state != "waiting":
+        return False
+    return not event.queue_enabled or (event.sale_open() and place.position == 1)
+
+
+def status(event: Event, user) -> QueueStatus | None:
+    """The fan's place or admission; None if they hold no ticket."""
+    store = get_store()
+    place = store.place(event.id, user.id)
+    if place is None:
+        return None
+    if place.state == ADMITTED:
+        admission = _live_admission_for(event, user.id, place.ticket)
+        if admission is None:
+            store.forget(event.id, user.id, place.ticket)
+            return None
+        return _admitted_status(event, admission, place)
+    observed = store.snapshot(event.id).observed_rate if place.state == "waiting" else 0.0
+    return _status_from_place(event, place, observed)
+
+
+def leave(event: Event, user) -> bool:
+    """Give up the place. False if the fan was not waiting."""
+    left = get_store().leave(event.id, user.id)
+    if left:
+        logger.info("leave event=%s user=%s", event.id, user.id)
+    return left
+
+
+def _issue(event: Event, popped: list[Popped]) -> list[Admission]:
+    """Write one ledger row and token per popped fan; only committed rows are returned."""
+    store = get_store()
+    if not popped:
+        return []
+    issued = timezone.now()
+    expires = issued + timedelta(seconds=event.token_ttl_seconds)
+    rows = []
+    for fan in popped:
+        jti = uuid.uuid4().hex
+        claims = {
+            "iss": settings.QMS_TOKEN_ISSUER,
+            "aud": settings.QMS_TOKEN_AUDIENCE,
+            "sub": str(fan.user_id),
+            "evt": event.id,
+            "iat": int(issued.timestamp()),
+            "nbf": int(issued.timestamp()),
+            "exp": int(expires.timestamp()),
+            "jti": jti,
+        }
+        rows.append(Admission(event=event, user_id=fan.user_id, ticket=fan.ticket, jti=jti,
+                              token=tokens.sign(claims), issued_at=issued,
+                              expires_at=datetime.fromtimestamp(claims["exp"], dt_timezone.utc)))
+    try:
+        with transaction.atomic():
+            Admission.objects.bulk_create(rows, ignore_conflicts=True)
+    except Exception:
+        store.requeue(event.id, [fan.user_id for fan in popped])
+        raise
+    store.confirm_admitted(event.id, [fan.user_id for fan in popped])
+    return _ledger_rows(event, popped)
+
+
+def _ledger_rows(event: Event, popped: list[Popped]) -> list[Admission]:
+    wanted = {(fan.user_id, fan.ticket) for fan in popped}
+    rows = Admission.objects.filter(event=event, ticket__in=[fan.ticket for fan in popped])
+    return sorted((row for row in rows if (row.user_id, row.ticket) in wanted), key=lambda row: row.ticket)
+
+
+def _recover_pending(event: Event, pending: dict[int, tuple[int, float]]) -> list[Admission]:
+    """Finish what a dead tick left: confirm fans whose rows exist, requeue the others."""
+    if not pending:
+        return []
+    popped = [Popped(user_id, ticket, score) for user_id, (ticket, score) in pending.items()]
+    rows = _ledger_rows(event, popped)
+    written = {row.user_id for row in rows}
+    store = get_store()
+    store.confirm_admitted(event.id, sorted(written))
+    store.requeue(event.id, sorted(set(pending) - written))
+    logger.warning("recovered event=%s confirmed=%s requeued=%s", event.id, len(written), len(pending) - len(written))
+    return rows
+
+
+def progress_message(event: Event, waiting: int, served: int, observed_rate: float) -> dict:
+    """The one broadcast per tick from which every waiting fan derives their own place."""
+    return {
+        "type": "progress",
+        "event": event.id,
+        "serving": served,
+        "waiting": waiting,
+        "rate_per_minute": round((observed_rate if observed_rate > 0.01 else configured_rate(event)) * 60, 1)
+        if event.queue_enabled else None,
+        "paused": event.paused,
+        "sale_open": event.sale_open(),
+        "at": round(_now(), 3),
+    }
+
+
+def tick(event: Event) -> TickResult:
+    """Admit as many fans as the rate budget and free capacity allow. Safe to run concurrently."""
+    store = get_store()
+    owner = uuid.uuid4().hex
+    if not store.acquire_lease(event.id, owner, settings.QMS_TICK_LEASE_SECONDS):
+        return TickResult(ran=False)
+    try:
+        snapshot = store.snapshot(event.id)
+        admitted = _recover_pending(event, snapshot.pending)
+        waiting, served, abandoned = snapshot.waiting, snapshot.served, 0
+        if not event.paused and (event.sale_open() or not event.queue_enabled):
+            free = max(0, event.max_active - live_admissions(event))
+            rate = configured_rate(event)
+            burst = max(1.0, 2 * rate * settings.QMS_TICK_SECONDS) if event.queue_enabled else UNLIMITED
+            now = _now()
+            batch = store.admit_batch(event.id, limit=free, rate_per_second=rate, burst=burst, now=now,
+                                      abandon_before=now - settings.QMS_ABANDON_GRACE_SECONDS)
+            admitted += _issue(event, batch.admitted)
+            waiting, served, abandoned = batch.waiting, batch.served, batch.abandoned
+            for row in admitted:
+                logger.info("admit event=%s user=%s ticket=%s jti=%s", event.id, row.user_id, row.ticket, row.jti)
+        progress = progress_message(event, waiting, served, snapshot.observed_rate)
+        return TickResult(ran=True, admitted=admitted, abandoned=abandoned, progress=progress)
+    finally:
+        store.release_lease(event.id, owner)
+
+
+def tick_events():
+    """Events a tick looks at: all of them (paused ones still broadcast their progress)."""
+    return Event.objects.all()
+
+
+def stats(event: Event) -> dict:
+    snapshot = get_store().snapshot(event.id)
+    now = timezone.now()
+    rate = snapshot.observed_rate
+    return {
+        "event": event.id,
+        "waiting": snapshot.waiting,
+        "served": snapshot.served,
+        "joined_total": snapshot.joined_total,
+        "admitted_total": snapshot.admitted_total,
+        "abandoned_total": snapshot.abandoned_total,
+        "live_admissions": live_admissions(event, now),
+        "max_active": event.max_active,
+        "admitted_last_minute": Admission.objects.filter(event=event, issued_at__gte=now - timedelta(minutes=1))
+        .count(),
+        "observed_rate_per_minute": round(rate * 60, 1),
+        "configured_rate_per_minute": event.admit_per_minute,
+        "eta_last_seconds": eta_seconds(event, snapshot.waiting, rate) if snapshot.waiting else 0,
+        "paused": event.paused,
+        "queue_enabled": event.queue_enabled,
+        "sale_open": event.sale_open(),
+    }
+
+
+def verify(token: str, *, redeem: bool, event_id: int | None = None) -> tuple[dict, Admission]:
+    """Verify a token against the keys and the ledger; redeem it once if asked.
+
+    Raises tokens.TokenError with a stable code.
+    """
+    claims = tokens.decode(token, event_id=event_id)
+    admission = Admission.objects.filter(jti=claims["jti"]).first()
+    if admission is None:
+        raise tokens.TokenError("token_unknown", "No admission was issued with this token.")
+    if admission.released_at is not None:
+        raise tokens.TokenError("token_released", "The admission was released.")
+    if redeem:
+        now = timezone.now()
+        updated = Admission.objects.filter(pk=admission.pk, redeemed_at__isnull=True).update(redeemed_at=now)
+        if not updated:
+            raise tokens.TokenError("token_already_redeemed", "The token was already redeemed.")
+        admission.redeemed_at = now
+        logger.info("redeem event=%s user=%s jti=%s", admission.event_id, admission.user_id, admission.jti)
+    return claims, admission
+
+
+def release(token: str) -> tuple[Admission, bool]:
+    """Free the admission's slot (idempotent). Returns the row and whether this call released it."""
+    claims = tokens.decode(token, verify_exp=False)
+    admission = Admission.objects.filter(jti=claims["jti"]).first()
+    if admission is None:
+        raise tokens.TokenError("token_unknown", "No admission was issued with this token.")
+    now = timezone.now()
+    released = bool(Admission.objects.filter(pk=admission.pk, released_at__isnull=True).update(released_at=now))
+    admission.refresh_from_db()
+    get_store().forget(admission.event_id, admission.user_id, admission.ticket)
+    if released:
+        logger.info("release event=%s user=%s jti=%s", admission.event_id, admission.user_id, admission.jti)
+    return admission, released

@@ -1,0 +1,106 @@
+"""REST endpoints of the queue: thin adapters over `queues.admission`."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from events.models import Event
+
+from . import admission
+from .errors import EventNotFound, NotInQueue, TokenRefused
+from .serializers import (
+    ErrorSerializer,
+    QueueStatsSerializer,
+    QueueStatusSerializer,
+    ReleaseRequestSerializer,
+    ReleaseResponseSerializer,
+    VerifyRequestSerializer,
+    VerifyResponseSerializer,
+)
+from .tokens import TokenError
+
+ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409)}
+
+
+def get_event(event_id: int) -> Event:
+    try:
+        return Event.objects.get(pk=event_id)
+    except Event.DoesNotExist:
+        raise EventNotFound() from None
+
+
+class QueueView(APIView):
+    """Join the queue, read your place (or your admission token), leave."""
+
+    @extend_schema(request=None, responses={200: QueueStatusSerializer, 201: QueueStatusSerializer, **ERRORS})
+    def post(self, request, event_id: int):
+        result = admission.join(get_event(event_id), request.user)
+        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        return Response(QueueStatusSerializer(result).data, status=code)
+
+    @extend_schema(responses={200: QueueStatusSerializer, **ERRORS})
+    def get(self, request, event_id: int):
+        result = admission.status(get_event(event_id), request.user)
+        if result is None:
+            raise NotInQueue()
+        return Response(QueueStatusSerializer(result).data)
+
+    @extend_schema(responses={204: None, **ERRORS})
+    def delete(self, request, event_id: int):
+        if not admission.leave(get_event(event_id), request.user):
+            raise NotInQueue()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class QueueStatsView(APIView):
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(responses={200: QueueStatsSerializer, **ERRORS})
+    def get(self, request, event_id: int):
+        return Response(QueueStatsSerializer(admission.stats(get_event(event_id))).data)
+
+
+_CONFLICTS = {"token_already_redeemed", "token_released"}
+
+
+class VerifyAdmissionView(APIView):
+    """Verify an admission token against the keys and the ledger; `redeem: true` uses it up (once)."""
+
+    permission_classes = [permissions.AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=VerifyRequestSerializer, responses={200: VerifyResponseSerializer, **ERRORS})
+    def post(self, request):
+        body = VerifyRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            claims, row = admission.verify(
+                body.validated_data["token"], redeem=body.validated_data["redeem"],
+                event_id=body.validated_data.get("event"),
+            )
+        except TokenError as exc:
+            raise TokenRefused(exc.code, exc.detail, 409 if exc.code in _CONFLICTS else 400) from None
+        data = {"valid": True, "claims": claims, "redeemed": body.validated_data["redeem"],
+                "redeemed_at": row.redeemed_at}
+        return Response(VerifyResponseSerializer(data).data)
+
+
+class ReleaseAdmissionView(APIView):
+    """The reservation service is done with this fan: free the slot (idempotent)."""
+
+    permission_classes = [permissions.AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=ReleaseRequestSerializer, responses={200: ReleaseResponseSerializer, **ERRORS})
+    def post(self, request):
+        body = ReleaseRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            row, released = admission.release(body.validated_data["token"])
+        except TokenError as exc:
+            raise TokenRefused(exc.code, exc.detail) from None
+        data = {"released": True, "already_released": not released, "released_at": row.released_at}
+        return Response(ReleaseResponseSerializer(data).data)

@@ -1,0 +1,53 @@
+"""`manage.py seed_demo`: a demo event, a demo fan and a demo operator, and how to log in."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from events.models import Event
+
+FAN = ("fan", "fan-password-123")
+OPERATOR = ("admin", "admin-password-123")
+
+
+class Command(BaseCommand):
+    help = "Create (or keep) the demo event and logins used by `make run`."
+
+    def handle(self, *args, **options):
+        users = get_user_model()
+        fan, created = users.objects.get_or_create(username=FAN[0])
+        if created:
+            fan.set_password(FAN[1])
+            fan.save()
+        operator, created = users.objects.get_or_create(
+            username=OPERATOR[0], defaults={"is_staff": True, "is_superuser": True}
+        )
+        if created:
+            operator.set_password(OPERATOR[1])
+            operator.save()
+        event, _ = Event.objects.get_or_create(
+            slug="stadium-tour",
+            defaults={
+                "name": "Stadium Tour — demo on-sale",
+                "sale_starts_at": timezone.now() + timedelta(minutes=1),
+                "admit_per_minute": 30,
+                "max_active": 100,
+                "reservation_url": f"http://{settings.QMS_HOST}:{settings.QMS_PORT}/api/events/",
+                "created_by": operator,
+            },
+        )
+        base = f"http://{settings.QMS_HOST}:{settings.QMS_PORT}"
+        self.stdout.write(
+            "\n".join([
+                f"Demo event #{event.id}: {event.name} (sale starts {event.sale_starts_at:%H:%M:%S} UTC)",
+                f"  fan login:      {FAN[0]} / {FAN[1]}",
+                f"  operator login: {OPERATOR[0]} / {OPERATOR[1]}  ->  {base}/admin/",
+                f"  join over HTTP: curl -X POST -H 'Authorization: Bearer <access>' {base}/api/events/{event.id}/queue/",
+                f"  API docs:       {base}/api/docs/   health: {base}/healthz   JWKS: {base}/.well-known/jwks.json",
+            ])
+        )

@@ -1,0 +1,50 @@
+"""`manage.py serve`: Daphne on HOST:PORT, with the embedded admission loop in the same event loop.
+
+Daphne sends no ASGI lifespan events, so the loop is started here, from the
+command that starts the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Serve QMS with Daphne; runs the admission tick in-process unless QMS_EMBEDDED_TICK is off."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=settings.QMS_HOST)
+        parser.add_argument("--port", type=int, default=settings.QMS_PORT)
+        parser.add_argument("--no-tick", action="store_true", help="Do not run the embedded admission loop.")
+
+    def handle(self, *args, host: str, port: int, no_tick: bool, **options):
+        from daphne.server import Server  # installs the asyncio Twisted reactor
+
+        from qms_project.asgi import application
+        from queues import tokens
+        from queues.loop import run_admission_loop
+
+        tokens.keyring()  # load (or generate and announce) the signing key before serving
+
+        run_tick = settings.QMS_EMBEDDED_TICK and not no_tick
+        tasks = []
+
+        def on_ready() -> None:
+            if run_tick:
+                tasks.append(asyncio.get_event_loop().create_task(run_admission_loop()))
+            self.stdout.write(f"QMS serving on http://{host}:{port}/ (admission tick: "
+                              f"{'in-process' if run_tick else 'Celery beat'})", ending="\n")
+            self.stdout.flush()
+
+        Server(
+            application,
+            endpoints=[f"tcp:port={port}:interface={host}"],
+            ready_callable=on_ready,
+            verbosity=options.get("verbosity", 1),
+        ).run()

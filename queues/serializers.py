@@ -1,0 +1,82 @@
+"""Shapes of the queue API's requests and responses."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from .admission import QueueStatus, redirect_url
+
+
+class AdmissionTokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    redirect_url = serializers.CharField()
+
+
+class QueueStatusSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["prequeue", "waiting", "admitted"])
+    ticket = serializers.IntegerField()
+    position = serializers.IntegerField(allow_null=True, help_text="1-based place among those waiting.")
+    ahead = serializers.IntegerField(allow_null=True, help_text="People ahead of you.")
+    waiting = serializers.IntegerField(help_text="People waiting in total.")
+    served = serializers.IntegerField(help_text="Serving watermark: fans who left the head of the queue so far.")
+    eta_seconds = serializers.IntegerField(allow_null=True)
+    paused = serializers.BooleanField()
+    sale_starts_at = serializers.DateTimeField()
+    admission = AdmissionTokenSerializer(allow_null=True)
+
+    def to_representation(self, status: QueueStatus) -> dict:
+        admission = None
+        if status.admission is not None:
+            admission = {
+                "token": status.admission.token,
+                "expires_at": status.admission.expires_at,
+                "redirect_url": redirect_url(status.admission.event, status.admission.token),
+            }
+        return super().to_representation({**status.__dict__, "admission": admission})
+
+
+class QueueStatsSerializer(serializers.Serializer):
+    event = serializers.IntegerField()
+    waiting = serializers.IntegerField()
+    served = serializers.IntegerField()
+    joined_total = serializers.IntegerField()
+    admitted_total = serializers.IntegerField()
+    abandoned_total = serializers.IntegerField()
+    live_admissions = serializers.IntegerField()
+    max_active = serializers.IntegerField()
+    admitted_last_minute = serializers.IntegerField()
+    observed_rate_per_minute = serializers.FloatField()
+    configured_rate_per_minute = serializers.IntegerField()
+    eta_last_seconds = serializers.IntegerField()
+    paused = serializers.BooleanField()
+    queue_enabled = serializers.BooleanField()
+    sale_open = serializers.BooleanField()
+
+
+class VerifyRequestSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=4096)
+    redeem = serializers.BooleanField(default=False)
+    event = serializers.IntegerField(required=False, help_text="Refuse tokens for any other event.")
+
+
+class VerifyResponseSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    claims = serializers.DictField()
+    redeemed = serializers.BooleanField(help_text="This call redeemed the token.")
+    redeemed_at = serializers.DateTimeField(allow_null=True)
+
+
+class ReleaseRequestSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=4096)
+
+
+class ReleaseResponseSerializer(serializers.Serializer):
+    released = serializers.BooleanField()
+    already_released = serializers.BooleanField()
+    released_at = serializers.DateTimeField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()

@@ -1,0 +1,138 @@
+"""The queue store contract: the live queue of each event, behind a few atomic operations.
+
+Backends (`memory.py`, `redis.py`) implement every method as one atomic step
+(one Lua script, one round trip, on Redis). Times are epoch seconds (float).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+WAITING = "waiting"
+PENDING = "pending"  # popped by a tick, ledger row not yet confirmed
+ADMITTED = "admitted"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one user stands in one event's queue."""
+
+    state: str  # WAITING, PENDING or ADMITTED
+    ticket: int  # the join's number: unique per event, never reused
+    position: int | None  # 1-based place among those waiting (None unless WAITING)
+    waiting: int  # how many wait in total
+    served: int  # serving watermark: how many have left the head of the queue
+    created: bool = False  # this call made the ticket
+
+
+@dataclass(frozen=True)
+class Popped:
+    """A user taken from the head of the queue by `admit_batch`."""
+
+    user_id: int
+    ticket: int
+    score: float
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    admitted: list[Popped]
+    abandoned: int  # disconnected past the grace period: skipped
+    waiting: int
+    served: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The numbers of one event's queue, for progress and stats."""
+
+    waiting: int
+    served: int
+    joined_total: int
+    admitted_total: int
+    abandoned_total: int
+    observed_rate: float  # admissions per second, smoothed over ~30 s of demand
+    pending: dict[int, tuple[int, float]] = field(default_factory=dict)
+
+
+class BaseQueueStore:
+    """Contract of a queue store. Scores order the queue: lower goes first.
+
+    Pre-queue joiners get a random score in [0, 1) drawn by the caller, later
+    joiners their ticket number (>= 1), so the pre-queue, uniformly shuffled,
+    stands in front of everyone who came after the opening.
+    """
+
+    def join(self, event_id: int, user_id: int, *, prequeue_key: float | None, now: float) -> Place:
+        """Queue the user, or return the place they already hold (idempotent).
+
+        `prequeue_key` (random, in [0, 1)) puts a pre-queue joiner in the
+        shuffled pre-queue; None queues first come, first served.
+        """
+        raise NotImplementedError
+
+    def place(self, event_id: int, user_id: int) -> Place | None:
+        """The user's current place, or None if they hold no ticket."""
+        raise NotImplementedError
+
+    def leave(self, event_id: int, user_id: int) -> bool:
+        """Give up a waiting place. Admitted or pending users are not removed."""
+        raise NotImplementedError
+
+    def forget(self, event_id: int, user_id: int, ticket: int) -> bool:
+        """Drop an admitted user's ticket (expired or released) so they may queue again."""
+        raise NotImplementedError
+
+    def mark_disconnected(self, event_id: int, user_id: int, now: float) -> None:
+        """The user's last socket closed: the abandon grace period starts."""
+        raise NotImplementedError
+
+    def mark_connected(self, event_id: int, user_id: int) -> None:
+        """The user is back: the grace period no longer runs."""
+        raise NotImplementedError
+
+    def admit_batch(
+        self,
+        event_id: int,
+        *,
+        limit: int,
+        rate_per_second: float,
+        burst: float,
+        now: float,
+        abandon_before: float,
+    ) -> BatchResult:
+        """Pop up to min(limit, rate budget) users from the head, mark them pending.
+
+        The rate budget is a token bucket refilled at `rate_per_second` up to
+        `burst`; admitted users spend it. Users disconnected before
+        `abandon_before` are skipped and dropped.
+        """
+        raise NotImplementedError
+
+    def confirm_admitted(self, event_id: int, user_ids: list[int]) -> None:
+        """Pending users whose ledger rows exist become admitted."""
+        raise NotImplementedError
+
+    def requeue(self, event_id: int, user_ids: list[int]) -> None:
+        """Pending users whose ledger rows were never written go back to their place."""
+        raise NotImplementedError
+
+    def snapshot(self, event_id: int) -> Snapshot:
+        """Counters and pending users of the event's queue."""
+        raise NotImplementedError
+
+    def acquire_lease(self, event_id: int, owner: str, ttl: float) -> bool:
+        """Take the event's tick lease unless someone else holds it."""
+        raise NotImplementedError
+
+    def release_lease(self, event_id: int, owner: str) -> None:
+        """Give the lease back, only if `owner` still holds it."""
+        raise NotImplementedError
+
+    def reset(self, event_id: int) -> None:
+        """Delete the event's whole queue."""
+        raise NotImplementedError
+
+    def ping(self) -> bool:
+        """The store answers."""
+        raise NotImplementedError

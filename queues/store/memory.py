@@ -1,0 +1,201 @@
+"""In-process queue store: the embedded default (one server process), same contract as Redis."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sortedcontainers import SortedList
+
+from .base import ADMITTED, PENDING, WAITING, BaseQueueStore, BatchResult, Place, Popped, Snapshot
+
+RATE_TIME_CONSTANT = 30.0  # seconds over which the observed admission rate is smoothed
+MAX_SKIPS_PER_ADMIT = 10  # bounds the abandoned users skipped per admitted one
+
+
+@dataclass
+class _EventQueue:
+    waiting: SortedList = field(default_factory=SortedList)  # (score, user_id)
+    score: dict[int, float] = field(default_factory=dict)
+    ticket: dict[int, int] = field(default_factory=dict)
+    state: dict[int, str] = field(default_factory=dict)
+    gone: dict[int, float] = field(default_factory=dict)
+    pending: dict[int, float] = field(default_factory=dict)  # user -> original score
+    seq: int = 0
+    served: int = 0
+    admitted_total: int = 0
+    abandoned_total: int = 0
+    bucket_tokens: float | None = None
+    bucket_at: float = 0.0
+    rate: float = 0.0
+    rate_at: float = 0.0
+    lease_owner: str | None = None
+    lease_until: float = 0.0
+
+
+class MemoryQueueStore(BaseQueueStore):
+    def __init__(self, **_options):
+        self._events: dict[int, _EventQueue] = {}
+        self._lock = threading.Lock()
+
+    def _queue(self, event_id: int) -> _EventQueue:
+        queue = self._events.get(event_id)
+        if queue is None:
+            queue = self._events[event_id] = _EventQueue()
+        return queue
+
+    def _place(self, queue: _EventQueue, user_id: int, created: bool = False) -> Place | None:
+        state = queue.state.get(user_id)
+        if state is None:
+            return None
+        position = None
+        if state == WAITING:
+            position = queue.waiting.index((queue.score[user_id], user_id)) + 1
+        return Place(state, queue.ticket[user_id], position, len(queue.waiting), queue.served, created)
+
+    def join(self, event_id, user_id, *, prequeue_key, now):
+        with self._lock:
+            queue = self._queue(event_id)
+            if user_id in queue.state:
+                queue.gone.pop(user_id, None)
+                return self._place(queue, user_id)
+            queue.seq += 1
+            score = prequeue_key if prequeue_key is not None else float(queue.seq)
+            queue.score[user_id] = score
+            queue.ticket[user_id] = queue.seq
+            queue.state[user_id] = WAITING
+            queue.waiting.add((score, user_id))
+            return self._place(queue, user_id, created=True)
+
+    def place(self, event_id, user_id):
+        with self._lock:
+            return self._place(self._queue(event_id), user_id)
+
+    def _drop(self, queue: _EventQueue, user_id: int) -> None:
+        queue.state.pop(user_id, None)
+        queue.ticket.pop(user_id, None)
+        queue.score.pop(user_id, None)
+        queue.gone.pop(user_id, None)
+
+    def leave(self, event_id, user_id):
+        with self._lock:
+            queue = self._queue(event_id)
+            if queue.state.get(user_id) != WAITING:
+                return False
+            queue.waiting.remove((queue.score[user_id], user_id))
+            self._drop(queue, user_id)
+            return True
+
+    def forget(self, event_id, user_id, ticket):
+        with self._lock:
+            queue = self._queue(event_id)
+            if queue.state.get(user_id) != ADMITTED or queue.ticket.get(user_id) != ticket:
+                return False
+            self._drop(queue, user_id)
+            return True
+
+    def mark_disconnected(self, event_id, user_id, now):
+        with self._lock:
+            queue = self._queue(event_id)
+            if user_id in queue.state:
+                queue.gone[user_id] = now
+
+    def mark_connected(self, event_id, user_id):
+        with self._lock:
+            self._queue(event_id).gone.pop(user_id, None)
+
+    def admit_batch(self, event_id, *, limit, rate_per_second, burst, now, abandon_before):
+        with self._lock:
+            queue = self._queue(event_id)
+            if queue.bucket_tokens is None:
+                queue.bucket_tokens, queue.bucket_at = burst, now
+            elapsed = max(0.0, now - queue.bucket_at)
+            tokens = min(burst, queue.bucket_tokens + elapsed * rate_per_second)
+            queue.bucket_at = now
+            demand = len(queue.waiting) > 0
+            want = max(0, min(int(math.floor(tokens + 1e-9)), limit))
+            admitted: list[Popped] = []
+            abandoned = 0
+            while len(admitted) < want and queue.waiting and abandoned < MAX_SKIPS_PER_ADMIT * (want + 1):
+                score, user_id = queue.waiting.pop(0)
+                queue.served += 1
+                gone_at = queue.gone.get(user_id)
+                if gone_at is not None and gone_at < abandon_before:
+                    self._drop(queue, user_id)
+                    abandoned += 1
+                    continue
+                queue.state[user_id] = PENDING
+                queue.pending[user_id] = score
+                admitted.append(Popped(user_id, queue.ticket[user_id], score))
+            queue.bucket_tokens = tokens - len(admitted)
+            queue.admitted_total += len(admitted)
+            queue.abandoned_total += abandoned
+            if demand:
+                self._observe_rate(queue, len(admitted), now)
+            return BatchResult(admitted, abandoned, len(queue.waiting), queue.served)
+
+    @staticmethod
+    def _observe_rate(queue: _EventQueue, count: int, now: float) -> None:
+        dt = now - queue.rate_at if queue.rate_at else 1.0
+        dt = min(max(dt, 0.001), RATE_TIME_CONSTANT)
+        weight = 1.0 - math.exp(-dt / RATE_TIME_CONSTANT)
+        queue.rate += weight * (count / dt - queue.rate)
+        queue.rate_at = now
+
+    def confirm_admitted(self, event_id, user_ids):
+        with self._lock:
+            queue = self._queue(event_id)
+            for user_id in user_ids:
+                if queue.pending.pop(user_id, None) is not None:
+                    queue.state[user_id] = ADMITTED
+
+    def requeue(self, event_id, user_ids):
+        with self._lock:
+            queue = self._queue(event_id)
+            for user_id in user_ids:
+                score = queue.pending.pop(user_id, None)
+                if score is None:
+                    continue
+                queue.state[user_id] = WAITING
+                queue.waiting.add((score, user_id))
+                queue.served -= 1
+                queue.admitted_total -= 1
+
+    def snapshot(self, event_id):
+        with self._lock:
+            queue = self._queue(event_id)
+            return Snapshot(
+                waiting=len(queue.waiting),
+                served=queue.served,
+                joined_total=queue.seq,
+                admitted_total=queue.admitted_total,
+                abandoned_total=queue.abandoned_total,
+                observed_rate=queue.rate,
+                pending={u: (queue.ticket[u], s) for u, s in queue.pending.items()},
+            )
+
+    def acquire_lease(self, event_id, owner, ttl):
+        with self._lock:
+            queue = self._queue(event_id)
+            now = time.monotonic()
+            if queue.lease_owner is not None and queue.lease_until > now:
+                return False
+            queue.lease_owner, queue.lease_until = owner, now + ttl
+            return True
+
+    def release_lease(self, event_id, owner):
+        with self._lock:
+            queue = self._queue(event_id)
+            if queue.lease_owner == owner:
+                queue.lease_owner = None
+
+    def reset(self, event_id):
+        with self._lock:
+            old = self._events.pop(event_id, None)
+            if old is not None:  # tickets are never reused: the ledger keys admissions by ticket
+                self._events[event_id] = _EventQueue(seq=old.seq, served=old.served)
+
+    def ping(self):
+        return True

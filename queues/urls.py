@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("events/<int:event_id>/queue/", api.QueueView.as_view(), name="queue"),
+    path("events/<int:event_id>/queue/stats/", api.QueueStatsView.as_view(), name="queue-stats"),
+    path("admissions/verify/", api.VerifyAdmissionView.as_view(), name="admission-verify"),
+    path("admissions/release/", api.ReleaseAdmissionView.as_view(), name="admission-release"),
+]

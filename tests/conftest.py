@@ -1,0 +1,92 @@
+"""Fixtures: real Redis (never skipped in CI), both store backends, users and events."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import timedelta
+
+import pytest
+import redis
+from django.utils import timezone
+
+from queues.store import get_store, reset_store_cache
+
+REDIS_URL = os.environ.get("QMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require_service(name: str, error: Exception):
+    """Missing services fail the run in CI, and skip only on a developer's machine."""
+    message = f"{name} is required: {error}"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        require_service("Redis at " + REDIS_URL, exc)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url):
+    """A key prefix of this test's own, deleted afterwards."""
+    prefix = f"qms-test-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def store_settings(backend: str, request) -> dict:
+    if backend == "memory":
+        return {"BACKEND": "queues.store.memory.MemoryQueueStore"}
+    return {
+        "BACKEND": "queues.store.redis.RedisQueueStore",
+        "URL": request.getfixturevalue("redis_url"),
+        "PREFIX": request.getfixturevalue("redis_prefix"),
+    }
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request, settings):
+    """The configured store, once per backend; the service layer uses it through settings."""
+    settings.QMS_STORE = store_settings(request.param, request)
+    reset_store_cache()
+    yield get_store()
+    reset_store_cache()
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    counter = iter(range(1, 10**9))
+
+    def make(username: str | None = None, **fields):
+        return django_user_model.objects.create_user(username=username or f"fan{next(counter)}",
+                                                     password="pw-123456", **fields)
+
+    return make
+
+
+@pytest.fixture
+def make_event(db):
+    from events.models import Event
+
+    def make(**fields):
+        defaults = {
+            "name": f"Event {uuid.uuid4().hex[:6]}",
+            "sale_starts_at": timezone.now() - timedelta(minutes=1),
+            "admit_per_minute": 600,
+            "max_active": 1000,
+            "reservation_url": "https://tickets.example/reserve",
+        }
+        defaults.update(fields)
+        return Event.objects.create(**defaults)
+
+    return make

@@ -1,0 +1,190 @@
+"""The queue store contract, run against every backend (memory, and Redis on the real server)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from queues.store.base import ADMITTED, PENDING, WAITING
+
+EVENT = 7
+
+
+def admit(store, limit=100, rate=1000.0, burst=1000.0, now=1000.0, abandon_before=0.0):
+    return store.admit_batch(EVENT, limit=limit, rate_per_second=rate, burst=burst, now=now,
+                             abandon_before=abandon_before)
+
+
+def test_join_gives_increasing_tickets_and_exact_positions(store):
+    places = [store.join(EVENT, user, prequeue_key=None, now=1.0) for user in (11, 12, 13)]
+    assert [p.ticket for p in places] == [1, 2, 3]
+    assert [p.position for p in places] == [1, 2, 3]
+    assert all(p.created and p.state == WAITING for p in places)
+    assert store.place(EVENT, 13).waiting == 3
+
+
+def test_joining_twice_keeps_the_first_ticket(store):
+    first = store.join(EVENT, 11, prequeue_key=None, now=1.0)
+    store.join(EVENT, 12, prequeue_key=None, now=1.0)
+    again = store.join(EVENT, 11, prequeue_key=None, now=2.0)
+    assert (again.ticket, again.position, again.created) == (first.ticket, 1, False)
+
+
+def test_concurrent_joins_of_one_user_make_one_ticket(store):
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(store.join(EVENT, 5, prequeue_key=None, now=1.0)))
+               for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {p.ticket for p in results} == {1}
+    assert sum(p.created for p in results) == 1
+    assert store.snapshot(EVENT).waiting == 1
+
+
+def test_leave_removes_the_place_and_moves_others_up(store):
+    for user in (1, 2, 3):
+        store.join(EVENT, user, prequeue_key=None, now=1.0)
+    assert store.leave(EVENT, 2) is True
+    assert store.place(EVENT, 2) is None
+    assert store.place(EVENT, 3).position == 2
+    assert store.leave(EVENT, 2) is False
+
+
+def test_place_of_unknown_user_is_none(store):
+    assert store.place(EVENT, 999) is None
+
+
+def test_prequeue_stands_in_front_of_later_joiners_in_key_order(store):
+    store.join(EVENT, 1, prequeue_key=0.9, now=1.0)
+    store.join(EVENT, 2, prequeue_key=0.1, now=1.0)
+    store.join(EVENT, 3, prequeue_key=None, now=2.0)
+    store.join(EVENT, 4, prequeue_key=0.5, now=1.0)
+    assert [store.place(EVENT, u).position for u in (2, 4, 1, 3)] == [1, 2, 3, 4]
+
+
+def test_admit_batch_pops_in_order_and_marks_pending(store):
+    for user in range(1, 6):
+        store.join(EVENT, user, prequeue_key=None, now=1.0)
+    batch = admit(store, limit=3)
+    assert [p.user_id for p in batch.admitted] == [1, 2, 3]
+    assert [p.ticket for p in batch.admitted] == [1, 2, 3]
+    assert (batch.waiting, batch.served) == (2, 3)
+    assert store.place(EVENT, 1).state == PENDING
+    assert store.place(EVENT, 4).position == 1
+
+
+def test_confirm_makes_pending_admitted_and_join_keeps_it(store):
+    store.join(EVENT, 1, prequeue_key=None, now=1.0)
+    admit(store)
+    store.confirm_admitted(EVENT, [1])
+    assert store.place(EVENT, 1).state == ADMITTED
+    assert store.join(EVENT, 1, prequeue_key=None, now=2.0).state == ADMITTED
+    assert store.snapshot(EVENT).pending == {}
+
+
+def test_requeue_puts_pending_back_at_their_place(store):
+    for user in (1, 2, 3):
+        store.join(EVENT, user, prequeue_key=None, now=1.0)
+    admit(store, limit=1)
+    assert store.snapshot(EVENT).pending == {1: (1, 1.0)}
+    store.requeue(EVENT, [1])
+    assert store.place(EVENT, 1).position == 1
+    snap = store.snapshot(EVENT)
+    assert (snap.waiting, snap.served, snap.admitted_total, snap.pending) == (3, 0, 0, {})
+
+
+def test_rate_budget_is_a_token_bucket(store):
+    for user in range(1, 21):
+        store.join(EVENT, user, prequeue_key=None, now=1.0)
+    first = admit(store, rate=2.0, burst=4.0, now=100.0)
+    assert len(first.admitted) == 4  # a full bucket
+    assert len(admit(store, rate=2.0, burst=4.0, now=100.4).admitted) == 0  # 0.8 tokens
+    assert len(admit(store, rate=2.0, burst=4.0, now=100.9).admitted) == 1  # 0.8 + 1.0 = 1.8
+    assert len(admit(store, rate=2.0, burst=4.0, now=111.0).admitted) == 4  # capped at the burst
+
+
+def test_capacity_limit_caps_the_batch(store):
+    for user in range(1, 6):
+        store.join(EVENT, user, prequeue_key=None, now=1.0)
+    assert len(admit(store, limit=0).admitted) == 0
+    assert len(admit(store, limit=2).admitted) == 2
+
+
+def test_disconnected_past_grace_are_skipped_and_dropped(store):
+    for user in (1, 2, 3):
+        store.join(EVENT, user, prequeue_key=None, now=1.0)
+    store.mark_disconnected(EVENT, 1, now=10.0)
+    store.mark_disconnected(EVENT, 2, now=50.0)
+    batch = admit(store, limit=2, abandon_before=40.0)
+    assert [p.user_id for p in batch.admitted] == [2, 3]
+    assert batch.abandoned == 1
+    assert store.place(EVENT, 1) is None
+    assert store.snapshot(EVENT).abandoned_total == 1
+
+
+def test_reconnecting_stops_the_grace_clock(store):
+    store.join(EVENT, 1, prequeue_key=None, now=1.0)
+    store.mark_disconnected(EVENT, 1, now=10.0)
+    store.mark_connected(EVENT, 1)
+    assert [p.user_id for p in admit(store, abandon_before=40.0).admitted] == [1]
+
+
+def test_forget_only_drops_an_admitted_ticket(store):
+    store.join(EVENT, 1, prequeue_key=None, now=1.0)
+    assert store.forget(EVENT, 1, 1) is False  # still waiting
+    admit(store)
+    store.confirm_admitted(EVENT, [1])
+    assert store.forget(EVENT, 1, 99) is False  # another ticket
+    assert store.forget(EVENT, 1, 1) is True
+    assert store.join(EVENT, 1, prequeue_key=None, now=2.0).ticket == 2
+
+
+def test_lease_is_exclusive_until_released(store):
+    assert store.acquire_lease(EVENT, "a", 5.0) is True
+    assert store.acquire_lease(EVENT, "b", 5.0) is False
+    store.release_lease(EVENT, "b")  # not the owner: no effect
+    assert store.acquire_lease(EVENT, "b", 5.0) is False
+    store.release_lease(EVENT, "a")
+    assert store.acquire_lease(EVENT, "b", 5.0) is True
+
+
+def test_lease_expires(store):
+    import time
+
+    assert store.acquire_lease(EVENT, "a", 0.05) is True
+    time.sleep(0.1)
+    assert store.acquire_lease(EVENT, "b", 5.0) is True
+
+
+def test_observed_rate_follows_admissions(store):
+    for user in range(1, 200):
+        store.join(EVENT, user, prequeue_key=None, now=1.0)
+    for second in range(60):
+        admit(store, rate=2.0, burst=2.0, now=1000.0 + second)
+    assert store.snapshot(EVENT).observed_rate == pytest.approx(2.0, rel=0.3)
+
+
+def test_reset_empties_the_queue_but_never_reuses_tickets(store):
+    store.join(EVENT, 1, prequeue_key=None, now=1.0)
+    store.reset(EVENT)
+    assert store.place(EVENT, 1) is None
+    assert store.snapshot(EVENT).waiting == 0
+    assert store.join(EVENT, 1, prequeue_key=None, now=2.0).ticket == 2
+
+
+def test_events_are_independent(store):
+    store.join(EVENT, 1, prequeue_key=None, now=1.0)
+    assert store.place(EVENT + 1, 1) is None
+    assert store.join(EVENT + 1, 1, prequeue_key=None, now=1.0).ticket == 1
+
+
+def test_redis_keys_carry_the_event_hash_tag(redis_url, redis_prefix):
+    from queues.store.redis import RedisQueueStore
+
+    store = RedisQueueStore(url=redis_url, prefix=redis_prefix)
+    store.join(42, 1, prequeue_key=None, now=1.0)
+    keys = list(store.client.scan_iter(f"{redis_prefix}:*"))
+    assert keys and all("{evt:42}" in key for key in keys)
