@@ -45,15 +45,15 @@ class Event(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def clean(self) -> None:
-        super().clean()
-        if self.admit_per_minute is not None and self.admit_per_minute < 1:
-            raise ValidationError({"admit_per_minute": "Must be at least 1 per minute."})
-
     def save(self, *args, **kwargs):
         if not self.slug:
             self.slug = self._unique_slug()
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        super().clean()
+        if self.admit_per_minute is not None and self.admit_per_minute < 1:
+            raise ValidationError({"admit_per_minute": "Must be at least 1 per minute."})
 
     def _unique_slug(self) -> str:
         base = slugify(self.name)[:180] or "event"

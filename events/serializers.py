@@ -16,6 +16,11 @@ class EventSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["created_by", "created_at", "updated_at"]
 
+    def validate_reservation_url(self, value: str) -> str:
+        if not value.lower().startswith(("https://", "http://")):
+            raise serializers.ValidationError("Use an http or https URL.", code="invalid_scheme")
+        return value
+
     def validate_slug(self, value: str) -> str:
         if value and Event.objects.filter(slug=value).exclude(pk=getattr(self.instance, "pk", None)).exists():
             raise serializers.ValidationError("An event with this slug already exists.", code="unique")

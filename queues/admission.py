@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
+import random
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
@@ -30,6 +30,9 @@ from .store.base import ADMITTED, PENDING, Popped
 logger = logging.getLogger(__name__)
 
 UNLIMITED = 1e9  # rate and burst of events whose queue is switched off
+
+# Draws the pre-queue keys: an OS-seeded generator (tests may swap in a seeded one).
+prequeue_rng: random.Random = random.SystemRandom()
 
 
 @dataclass(frozen=True)
@@ -122,8 +125,7 @@ def join(event: Event, user) -> QueueStatus:
             return _admitted_status(event, admission, place)
         store.forget(event.id, user.id, place.ticket)  # expired or released: queue anew
     prequeue = event.queue_enabled and not event.sale_open()
-    place = store.join(event.id, user.id, prequeue_key=secrets.randbelow(2**52) / 2**52 if prequeue else None,
-                       now=_now())
+    place = store.join(event.id, user.id, prequeue_key=prequeue_rng.random() if prequeue else None, now=_now())
     if place.created:
         logger.info("join event=%s user=%s ticket=%s", event.id, user.id, place.ticket)
     if place.state != ADMITTED and _may_admit_on_join(event, place):
@@ -169,32 +171,34 @@ def _issue(event: Event, popped: list[Popped]) -> list[Admission]:
     store = get_store()
     if not popped:
         return []
-    issued = timezone.now()
-    expires = issued + timedelta(seconds=event.token_ttl_seconds)
-    rows = []
-    for fan in popped:
-        jti = uuid.uuid4().hex
-        claims = {
-            "iss": settings.QMS_TOKEN_ISSUER,
-            "aud": settings.QMS_TOKEN_AUDIENCE,
-            "sub": str(fan.user_id),
-            "evt": event.id,
-            "iat": int(issued.timestamp()),
-            "nbf": int(issued.timestamp()),
-            "exp": int(expires.timestamp()),
-            "jti": jti,
-        }
-        rows.append(Admission(event=event, user_id=fan.user_id, ticket=fan.ticket, jti=jti,
-                              token=tokens.sign(claims), issued_at=issued,
-                              expires_at=datetime.fromtimestamp(claims["exp"], dt_timezone.utc)))
     try:
+        rows = [_ledger_row(event, fan) for fan in popped]
         with transaction.atomic():
             Admission.objects.bulk_create(rows, ignore_conflicts=True)
     except Exception:
+        # Nothing was committed: the fans go back to their places, no token leaves.
         store.requeue(event.id, [fan.user_id for fan in popped])
         raise
     store.confirm_admitted(event.id, [fan.user_id for fan in popped])
     return _ledger_rows(event, popped)
+
+
+def _ledger_row(event: Event, fan: Popped) -> Admission:
+    issued = timezone.now()
+    expires = issued + timedelta(seconds=event.token_ttl_seconds)
+    claims = {
+        "iss": settings.QMS_TOKEN_ISSUER,
+        "aud": settings.QMS_TOKEN_AUDIENCE,
+        "sub": str(fan.user_id),
+        "evt": event.id,
+        "iat": int(issued.timestamp()),
+        "nbf": int(issued.timestamp()),
+        "exp": int(expires.timestamp()),
+        "jti": uuid.uuid4().hex,
+    }
+    return Admission(event=event, user_id=fan.user_id, ticket=fan.ticket, jti=claims["jti"],
+                     token=tokens.sign(claims), issued_at=issued,
+                     expires_at=datetime.fromtimestamp(claims["exp"], UTC))
 
 
 def _ledger_rows(event: Event, popped: list[Popped]) -> list[Admission]:

@@ -82,7 +82,7 @@ class Keyring:
         return cls(
             signing_key=private_key,
             signing_kid=jwks[0]["kid"],
-            verification_keys={jwk["kid"]: key for jwk, key in zip(jwks, public_keys)},
+            verification_keys={jwk["kid"]: key for jwk, key in zip(jwks, public_keys, strict=False)},
             jwks={"keys": jwks},
         )
 

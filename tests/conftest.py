@@ -90,3 +90,9 @@ def make_event(db):
         return Event.objects.create(**defaults)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Logins in tests hash with MD5: PBKDF2's deliberate slowness tests nothing here."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

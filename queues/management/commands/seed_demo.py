@@ -47,7 +47,8 @@ class Command(BaseCommand):
                 f"Demo event #{event.id}: {event.name} (sale starts {event.sale_starts_at:%H:%M:%S} UTC)",
                 f"  fan login:      {FAN[0]} / {FAN[1]}",
                 f"  operator login: {OPERATOR[0]} / {OPERATOR[1]}  ->  {base}/admin/",
-                f"  join over HTTP: curl -X POST -H 'Authorization: Bearer <access>' {base}/api/events/{event.id}/queue/",
+                f"  join over HTTP: curl -X POST -H 'Authorization: Bearer <access>' "
+                f"{base}/api/events/{event.id}/queue/",
                 f"  API docs:       {base}/api/docs/   health: {base}/healthz   JWKS: {base}/.well-known/jwks.json",
             ])
         )
