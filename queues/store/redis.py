@@ -91,23 +91,28 @@ local n = 0
 local skipped = 0
 local served = 0
 while n < want and skipped < max_skips * (want + 1) do
-  local head = redis.call('ZPOPMIN', KEYS[1])
-  if #head == 0 then break end
-  local user = head[1]
-  served = served + 1
-  local gone = redis.call('HGET', KEYS[4], user)
-  if gone and tonumber(gone) < abandon_before then
-    redis.call('HDEL', KEYS[2], user)
-    redis.call('HDEL', KEYS[3], user)
-    redis.call('HDEL', KEYS[4], user)
-    skipped = skipped + 1
-  else
-    redis.call('HSET', KEYS[3], user, 'pending')
-    redis.call('HSET', KEYS[5], user, head[2])
-    n = n + 1
-    out[#out + 1] = user
-    out[#out + 1] = redis.call('HGET', KEYS[2], user)
-    out[#out + 1] = head[2]
+  local heads = redis.call('ZPOPMIN', KEYS[1], want - n)
+  if #heads == 0 then break end
+  local users = {}
+  for i = 1, #heads, 2 do users[#users + 1] = heads[i] end
+  local gones = redis.call('HMGET', KEYS[4], unpack(users))
+  local tickets = redis.call('HMGET', KEYS[2], unpack(users))
+  for j = 1, #users do
+    local user = users[j]
+    served = served + 1
+    if gones[j] and tonumber(gones[j]) < abandon_before then
+      redis.call('HDEL', KEYS[2], user)
+      redis.call('HDEL', KEYS[3], user)
+      redis.call('HDEL', KEYS[4], user)
+      skipped = skipped + 1
+    else
+      redis.call('HSET', KEYS[3], user, 'pending')
+      redis.call('HSET', KEYS[5], user, heads[2 * j])
+      n = n + 1
+      out[#out + 1] = user
+      out[#out + 1] = tickets[j]
+      out[#out + 1] = heads[2 * j]
+    end
   end
 end
 tokens = tokens - n
