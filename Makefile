@@ -32,7 +32,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 
 test: install-dev lint
-	DATABASE_URL=$(TEST_DATABASE_URL) QMS_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
+	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_CONN_MAX_AGE=0 QMS_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
 
 bench: install-dev
 	QMS_BENCH_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/store_scale.py

@@ -1,4 +1,4 @@
-"""ASGI entry point: Django for HTTP; WebSocket routes join in the real-time layer."""
+"""ASGI entry point: Django for HTTP, the queue consumer for WebSockets (session or JWT auth)."""
 
 import os
 
@@ -8,6 +8,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qms_project.settings")
 
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from queues.auth import JwtAuthMiddleware  # noqa: E402
+from queues.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_asgi_app,
+    "websocket": AuthMiddlewareStack(JwtAuthMiddleware(URLRouter(websocket_urlpatterns))),
+})

@@ -129,7 +129,10 @@ def join(event: Event, user) -> QueueStatus:
     if place.created:
         logger.info("join event=%s user=%s ticket=%s", event.id, user.id, place.ticket)
     if place.state != ADMITTED and _may_admit_on_join(event, place):
-        tick(event)  # nobody ahead and room: admitted now, spending the same rate budget
+        # Nobody ahead and room: admitted now by the same tick, spending the same rate budget.
+        from .notify import publish_tick_now
+
+        publish_tick_now(event, tick(event))
         return status(event, user) or _status_from_place(event, place)
     if place.state == ADMITTED:
         return status(event, user)

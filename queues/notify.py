@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
 from events.models import Event
 
-from .admission import TickResult, redirect_url
+from .admission import QueueStatus, TickResult, redirect_url
 from .models import Admission
 
 
@@ -22,6 +25,22 @@ def fan_group(event_id: int, user_id: int) -> str:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def queued_message(status: QueueStatus) -> dict:
+    """The fan's place on connect; later places are derived from `progress` broadcasts."""
+    return {
+        "type": "queued",
+        "state": status.state,
+        "ticket": status.ticket,
+        "position": status.position,
+        "ahead": status.ahead,
+        "waiting": status.waiting,
+        "eta_seconds": status.eta_seconds,
+        "served": status.served,
+        "paused": status.paused,
+        "sale_starts_at": _iso(status.sale_starts_at) if status.sale_starts_at else None,
+    }
 
 
 def admitted_message(event: Event, admission: Admission) -> dict:
@@ -43,3 +62,17 @@ async def publish_tick(layer, event: Event, result: TickResult) -> None:
         )
     if result.progress is not None:
         await layer.group_send(event_group(event.id), {"type": "queue.progress", "message": result.progress})
+
+
+def publish_tick_now(event: Event, result: TickResult) -> None:
+    """`publish_tick` from synchronous code (Celery tasks, a tick run inline by a join)."""
+    if result.admitted or result.progress:
+        async_to_sync(publish_tick)(get_channel_layer(), event, result)
+
+
+def publish_pause_change(event: Event) -> None:
+    """Tell everyone waiting that admission paused or resumed."""
+    kind = "paused" if event.paused else "resumed"
+    async_to_sync(get_channel_layer().group_send)(
+        event_group(event.id), {"type": f"queue.{kind}", "message": {"type": kind, "event": event.id}}
+    )

@@ -96,3 +96,28 @@ def make_event(db):
 def fast_password_hashing(settings):
     """Logins in tests hash with MD5: PBKDF2's deliberate slowness tests nothing here."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def channel_layer_settings(backend: str, request) -> dict:
+    if backend == "memory":
+        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    from django.conf import settings as django_settings
+
+    config = dict(django_settings.CHANNEL_LAYERS["default"]["CONFIG"]) if "CONFIG" in django_settings.CHANNEL_LAYERS[
+        "default"] else {}
+    return {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {
+        **config,
+        "hosts": [{"address": request.getfixturevalue("redis_url"), "max_connections": 200, "socket_timeout": None}],
+        "prefix": request.getfixturevalue("redis_prefix") + ":asgi",
+    }}}
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def realtime(request, settings):
+    """Store and channel layer together: in-memory both (embedded) or real Redis both (production)."""
+    backend = "memory" if request.param == "embedded" else "redis"
+    settings.QMS_STORE = store_settings(backend, request)
+    settings.CHANNEL_LAYERS = channel_layer_settings(backend, request)
+    reset_store_cache()
+    yield request.param
+    reset_store_cache()

@@ -116,8 +116,10 @@ def test_capacity_limit_caps_the_batch(store):
 def test_disconnected_past_grace_are_skipped_and_dropped(store):
     for user in (1, 2, 3):
         store.join(EVENT, user, prequeue_key=None, now=1.0)
-    store.mark_disconnected(EVENT, 1, now=10.0)
-    store.mark_disconnected(EVENT, 2, now=50.0)
+    for user in (1, 2):
+        store.mark_connected(EVENT, user, f"socket-{user}")
+    store.mark_disconnected(EVENT, 1, "socket-1", now=10.0)
+    store.mark_disconnected(EVENT, 2, "socket-2", now=50.0)
     batch = admit(store, limit=2, abandon_before=40.0)
     assert [p.user_id for p in batch.admitted] == [2, 3]
     assert batch.abandoned == 1
@@ -127,8 +129,25 @@ def test_disconnected_past_grace_are_skipped_and_dropped(store):
 
 def test_reconnecting_stops_the_grace_clock(store):
     store.join(EVENT, 1, prequeue_key=None, now=1.0)
-    store.mark_disconnected(EVENT, 1, now=10.0)
-    store.mark_connected(EVENT, 1)
+    store.mark_connected(EVENT, 1, "old")
+    store.mark_disconnected(EVENT, 1, "old", now=10.0)
+    store.mark_connected(EVENT, 1, "new")
+    assert [p.user_id for p in admit(store, abandon_before=40.0).admitted] == [1]
+
+
+def test_a_stale_socket_closing_late_does_not_start_the_grace_clock(store):
+    store.join(EVENT, 1, prequeue_key=None, now=1.0)
+    store.mark_connected(EVENT, 1, "old")
+    store.mark_connected(EVENT, 1, "new")  # a reload: the new socket registered first
+    store.mark_disconnected(EVENT, 1, "old", now=10.0)
+    assert [p.user_id for p in admit(store, abandon_before=40.0).admitted] == [1]
+
+
+def test_rejoining_over_http_stops_the_grace_clock(store):
+    store.join(EVENT, 1, prequeue_key=None, now=1.0)
+    store.mark_connected(EVENT, 1, "socket")
+    store.mark_disconnected(EVENT, 1, "socket", now=10.0)
+    store.join(EVENT, 1, prequeue_key=None, now=20.0)
     assert [p.user_id for p in admit(store, abandon_before=40.0).admitted] == [1]
 
 

@@ -83,12 +83,12 @@ class BaseQueueStore:
         """Drop an admitted user's ticket (expired or released) so they may queue again."""
         raise NotImplementedError
 
-    def mark_disconnected(self, event_id: int, user_id: int, now: float) -> None:
-        """The user's last socket closed: the abandon grace period starts."""
+    def mark_connected(self, event_id: int, user_id: int, connection: str) -> None:
+        """`connection` is now the user's socket: the grace period, if running, stops."""
         raise NotImplementedError
 
-    def mark_connected(self, event_id: int, user_id: int) -> None:
-        """The user is back: the grace period no longer runs."""
+    def mark_disconnected(self, event_id: int, user_id: int, connection: str, now: float) -> None:
+        """The socket closed: the abandon grace period starts, unless a newer socket took over."""
         raise NotImplementedError
 
     def admit_batch(

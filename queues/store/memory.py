@@ -22,6 +22,7 @@ class _EventQueue:
     ticket: dict[int, int] = field(default_factory=dict)
     state: dict[int, str] = field(default_factory=dict)
     gone: dict[int, float] = field(default_factory=dict)
+    conn: dict[int, str] = field(default_factory=dict)  # user -> their current socket
     pending: dict[int, float] = field(default_factory=dict)  # user -> original score
     seq: int = 0
     served: int = 0
@@ -78,6 +79,7 @@ class MemoryQueueStore(BaseQueueStore):
         queue.ticket.pop(user_id, None)
         queue.score.pop(user_id, None)
         queue.gone.pop(user_id, None)
+        queue.conn.pop(user_id, None)
 
     def leave(self, event_id, user_id):
         with self._lock:
@@ -96,15 +98,18 @@ class MemoryQueueStore(BaseQueueStore):
             self._drop(queue, user_id)
             return True
 
-    def mark_disconnected(self, event_id, user_id, now):
+    def mark_connected(self, event_id, user_id, connection):
         with self._lock:
             queue = self._queue(event_id)
-            if user_id in queue.state:
-                queue.gone[user_id] = now
+            queue.conn[user_id] = connection
+            queue.gone.pop(user_id, None)
 
-    def mark_connected(self, event_id, user_id):
+    def mark_disconnected(self, event_id, user_id, connection, now):
         with self._lock:
-            self._queue(event_id).gone.pop(user_id, None)
+            queue = self._queue(event_id)
+            if user_id in queue.state and queue.conn.get(user_id) == connection:
+                queue.gone[user_id] = now
+                del queue.conn[user_id]
 
     def admit_batch(self, event_id, *, limit, rate_per_second, burst, now, abandon_before):
         with self._lock:

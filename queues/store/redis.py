@@ -11,8 +11,8 @@ import redis
 from .base import BaseQueueStore, BatchResult, Place, Popped, Snapshot
 from .memory import MAX_SKIPS_PER_ADMIT, RATE_TIME_CONSTANT
 
-# KEYS of every script: waiting, ticket, state, gone, pending, meta
-_KEY_NAMES = ("waiting", "ticket", "state", "gone", "pending", "meta")
+# KEYS of every script: waiting, ticket, state, gone, pending, meta, conn
+_KEY_NAMES = ("waiting", "ticket", "state", "gone", "pending", "meta", "conn")
 
 _PLACE_TAIL = """
 local rank = -1
@@ -52,6 +52,7 @@ redis.call('ZREM', KEYS[1], user)
 redis.call('HDEL', KEYS[2], user)
 redis.call('HDEL', KEYS[3], user)
 redis.call('HDEL', KEYS[4], user)
+redis.call('HDEL', KEYS[7], user)
 return 1
 """
 
@@ -62,12 +63,20 @@ if redis.call('HGET', KEYS[2], user) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[2], user)
 redis.call('HDEL', KEYS[3], user)
 redis.call('HDEL', KEYS[4], user)
+redis.call('HDEL', KEYS[7], user)
 return 1
 """
 
+MARK_CONNECTED = """
+redis.call('HSET', KEYS[7], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 0
+"""
+
 MARK_DISCONNECTED = """
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[4], ARGV[1], ARGV[2])
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 and redis.call('HGET', KEYS[7], ARGV[1]) == ARGV[2] then
+  redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
+  redis.call('HDEL', KEYS[7], ARGV[1])
 end
 return 0
 """
@@ -104,6 +113,7 @@ while n < want and skipped < max_skips * (want + 1) do
       redis.call('HDEL', KEYS[2], user)
       redis.call('HDEL', KEYS[3], user)
       redis.call('HDEL', KEYS[4], user)
+      redis.call('HDEL', KEYS[7], user)
       skipped = skipped + 1
     else
       redis.call('HSET', KEYS[3], user, 'pending')
@@ -182,6 +192,7 @@ class RedisQueueStore(BaseQueueStore):
         self._place_script = register(PLACE)
         self._leave = register(LEAVE)
         self._forget = register(FORGET)
+        self._mark_connected = register(MARK_CONNECTED)
         self._mark_disconnected = register(MARK_DISCONNECTED)
         self._admit_batch = register(ADMIT_BATCH)
         self._confirm = register(CONFIRM)
@@ -216,11 +227,11 @@ class RedisQueueStore(BaseQueueStore):
     def forget(self, event_id, user_id, ticket):
         return bool(self._forget(keys=self.keys(event_id), args=[user_id, ticket]))
 
-    def mark_disconnected(self, event_id, user_id, now):
-        self._mark_disconnected(keys=self.keys(event_id), args=[user_id, repr(float(now))])
+    def mark_connected(self, event_id, user_id, connection):
+        self._mark_connected(keys=self.keys(event_id), args=[user_id, connection])
 
-    def mark_connected(self, event_id, user_id):
-        self.client.hdel(self.keys(event_id)[3], user_id)
+    def mark_disconnected(self, event_id, user_id, connection, now):
+        self._mark_disconnected(keys=self.keys(event_id), args=[user_id, connection, repr(float(now))])
 
     def admit_batch(self, event_id, *, limit, rate_per_second, burst, now, abandon_before):
         args = [repr(float(now)), int(limit), repr(float(rate_per_second)), repr(float(burst)),
@@ -265,7 +276,7 @@ class RedisQueueStore(BaseQueueStore):
         # Tickets are never reused (the ledger keys admissions by ticket): keep seq and served.
         keys = self.keys(event_id)
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(*keys[:5], self._lease_key(event_id))
+            pipe.delete(*(key for key in keys if not key.endswith(":meta")), self._lease_key(event_id))
             pipe.hdel(keys[5], "tokens", "tokens_at", "rate", "rate_at", "admitted", "abandoned")
             pipe.execute()
 

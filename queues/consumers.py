@@ -1,0 +1,153 @@
+"""The waiting-room socket: an adapter between the client and `queues.admission`.
+
+Close codes (documented in docs/API.md): 4000 admitted, 4001 left, 4002
+superseded by another device, 4401 not authenticated, 4403 origin refused,
+4404 unknown event.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+
+from events.models import Event
+
+from . import admission
+from .auth import JWT_SUBPROTOCOL
+from .notify import admitted_message, event_group, fan_group, queued_message
+from .store import get_store
+
+logger = logging.getLogger(__name__)
+
+CLOSE_ADMITTED = 4000
+CLOSE_LEFT = 4001
+CLOSE_SUPERSEDED = 4002
+CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_ORIGIN_REFUSED = 4403
+CLOSE_UNKNOWN_EVENT = 4404
+
+MAX_FRAME_BYTES = 4096
+
+
+def origin_allowed(scope) -> bool:
+    """Browsers send Origin: it must name one of ALLOWED_HOSTS. Clients without Origin carry no cookie risk."""
+    origin = dict(scope.get("headers", [])).get(b"origin")
+    if origin is None:
+        return True
+    value = origin.decode("latin-1")
+    if "://" not in value:
+        return False
+    host, _port = split_domain_port(value.split("://", 1)[1].split("/", 1)[0])
+    return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)
+
+
+class QueueConsumer(AsyncJsonWebsocketConsumer):
+    event: Event | None = None
+    user = None
+    joined_groups: tuple[str, ...] = ()
+    finished = False  # admitted, left or superseded: no grace clock on close
+
+    async def connect(self):
+        subprotocol = JWT_SUBPROTOCOL if JWT_SUBPROTOCOL in (self.scope.get("subprotocols") or []) else None
+        await self.accept(subprotocol)
+        if not origin_allowed(self.scope):
+            return await self.refuse("origin_refused", "This origin may not open the queue.", CLOSE_ORIGIN_REFUSED)
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            return await self.refuse("not_authenticated", "Log in first.", CLOSE_NOT_AUTHENTICATED)
+        self.user = user
+        event_id = self.scope["url_route"]["kwargs"]["event_id"]
+        self.event = await database_sync_to_async(Event.objects.filter(pk=event_id).first)()
+        if self.event is None:
+            return await self.refuse("event_not_found", "No such event.", CLOSE_UNKNOWN_EVENT)
+
+        fan = fan_group(self.event.id, user.id)
+        # One device per user: whoever holds the fan group now is told to go.
+        await self.channel_layer.group_send(fan, {"type": "queue.superseded", "by": self.channel_name})
+        self.joined_groups = (fan, event_group(self.event.id))
+        for group in self.joined_groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        status = await database_sync_to_async(self._join)()
+        if status.state == "admitted":
+            await self.send_json(admitted_message(self.event, status.admission))
+            self.finished = True
+            return await self.close(CLOSE_ADMITTED)
+        await self.send_json(queued_message(status))
+
+    def _join(self):
+        status = admission.join(self.event, self.user)
+        get_store().mark_connected(self.event.id, self.user.id, self.channel_name)
+        return status
+
+    async def refuse(self, code: str, detail: str, close_code: int):
+        self.finished = True
+        await self.send_json({"type": "error", "code": code, "detail": detail})
+        await self.close(close_code)
+
+    async def disconnect(self, close_code):
+        for group in self.joined_groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.event is not None and not self.finished:
+            await database_sync_to_async(get_store().mark_disconnected)(
+                self.event.id, self.user.id, self.channel_name, time.time())
+
+    # --- client -> server ---------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        if self.event is None or self.finished:
+            return
+        if bytes_data is not None:
+            return await self.error("binary_not_supported", "Send JSON text frames.")
+        if len(text_data.encode()) > MAX_FRAME_BYTES:
+            return await self.error("frame_too_large", f"Frames are limited to {MAX_FRAME_BYTES} bytes.")
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            return await self.error("malformed_json", "The frame is not JSON.")
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            return await self.error("invalid_message", "Send an object with a string `type`.")
+        handler = {"ping": self.on_ping, "leave": self.on_leave}.get(content["type"])
+        if handler is None:
+            return await self.error("unknown_type", "Known types: ping, leave.")
+        await handler(content)
+
+    async def error(self, code: str, detail: str):
+        await self.send_json({"type": "error", "code": code, "detail": detail})
+
+    async def on_ping(self, content):
+        await self.send_json({"type": "pong", "at": round(time.time(), 3)})
+
+    async def on_leave(self, content):
+        left = await database_sync_to_async(admission.leave)(self.event, self.user)
+        await self.send_json({"type": "left", "left": left})
+        self.finished = True
+        await self.close(CLOSE_LEFT)
+
+    # --- group events -> client --------------------------------------------------
+
+    async def queue_admitted(self, message):
+        await self.send_json(message["message"])
+        self.finished = True
+        await self.close(CLOSE_ADMITTED)
+
+    async def queue_progress(self, message):
+        await self.send_json(message["message"])
+
+    async def queue_paused(self, message):
+        await self.send_json(message["message"])
+
+    async def queue_resumed(self, message):
+        await self.send_json(message["message"])
+
+    async def queue_superseded(self, message):
+        if message["by"] == self.channel_name:
+            return
+        self.finished = True
+        await self.send_json({"type": "superseded", "detail": "This queue is open on another device."})
+        await self.close(CLOSE_SUPERSEDED)

@@ -1,0 +1,260 @@
+"""The waiting-room socket, on both channel layers (in-memory and real channels_redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+from rest_framework_simplejwt.tokens import AccessToken
+
+from events.models import Event
+from qms_project.asgi import application
+from queues import admission
+from queues.consumers import (
+    CLOSE_ADMITTED,
+    CLOSE_LEFT,
+    CLOSE_NOT_AUTHENTICATED,
+    CLOSE_ORIGIN_REFUSED,
+    CLOSE_SUPERSEDED,
+    CLOSE_UNKNOWN_EVENT,
+)
+from queues.notify import publish_tick
+from queues.store import get_store
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
+
+ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+
+
+def session_headers(user) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    return [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), ORIGIN]
+
+
+def socket(event_id: int, headers=None, query: str = "", subprotocols=None) -> WebsocketCommunicator:
+    path = f"/ws/events/{event_id}/queue/" + (f"?{query}" if query else "")
+    return WebsocketCommunicator(application, path, headers=headers or [], subprotocols=subprotocols)
+
+
+async def open_socket(event_id: int, headers, **kw) -> tuple[WebsocketCommunicator, dict]:
+    comm = socket(event_id, headers, **kw)
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    return comm, await comm.receive_json_from(timeout=5)
+
+
+async def closed_with(comm: WebsocketCommunicator) -> int:
+    output = await comm.receive_output(timeout=5)
+    assert output["type"] == "websocket.close", output
+    return output["code"]
+
+
+async def tick_and_publish(event: Event):
+    await database_sync_to_async(event.refresh_from_db)()
+    result = await database_sync_to_async(admission.tick)(event)
+    await publish_tick(get_channel_layer(), event, result)
+    return result
+
+
+@pytest.fixture
+def waiting_event(make_event):
+    return make_event(paused=True, admit_per_minute=6000)
+
+
+@pytest.fixture
+def fans(make_user):
+    return [make_user() for _ in range(3)]
+
+
+@pytest.fixture
+def logged_in(fans):
+    """Session cookie headers of each fan, as the waiting-room page's browser sends them."""
+    return [session_headers(fan) for fan in fans]
+
+
+async def test_connect_joins_and_sends_queued(realtime, waiting_event, fans, logged_in):
+    first, queued = await open_socket(waiting_event.id, logged_in[0])
+    second, queued2 = await open_socket(waiting_event.id, logged_in[1])
+    assert queued["type"] == "queued"
+    assert {k: queued2[k] for k in ("state", "ticket", "position", "ahead", "waiting", "paused")} == {
+        "state": "waiting", "ticket": 2, "position": 2, "ahead": 1, "waiting": 2, "paused": True}
+    assert queued2["eta_seconds"] >= 1 and queued2["served"] == 0
+    await first.disconnect()
+    await second.disconnect()
+
+
+async def test_ping_is_answered_with_pong(realtime, waiting_event, fans, logged_in):
+    comm, _ = await open_socket(waiting_event.id, logged_in[0])
+    await comm.send_json_to({"type": "ping"})
+    assert (await comm.receive_json_from(timeout=5))["type"] == "pong"
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "malformed_json"),
+        (json.dumps(["ping"]), "invalid_message"),
+        (json.dumps({"type": 5}), "invalid_message"),
+        (json.dumps({"type": "teleport"}), "unknown_type"),
+        (json.dumps({"type": "ping", "pad": "x" * 5000}), "frame_too_large"),
+        (b"\x00\x01binary", "binary_not_supported"),
+    ],
+)
+async def test_bad_frames_get_an_error_and_the_socket_stays_usable(realtime, waiting_event, logged_in, frame, code):
+    comm, _ = await open_socket(waiting_event.id, logged_in[0])
+    if isinstance(frame, bytes):
+        await comm.send_to(bytes_data=frame)
+    else:
+        await comm.send_to(text_data=frame)
+    error = await comm.receive_json_from(timeout=5)
+    assert (error["type"], error["code"]) == ("error", code)
+    await comm.send_json_to({"type": "ping"})
+    assert (await comm.receive_json_from(timeout=5))["type"] == "pong"
+    await comm.disconnect()
+
+
+async def test_anonymous_socket_is_refused_with_4401(realtime, waiting_event):
+    comm = socket(waiting_event.id, [ORIGIN])
+    await comm.connect(timeout=5)
+    assert (await comm.receive_json_from(timeout=5))["code"] == "not_authenticated"
+    assert await closed_with(comm) == CLOSE_NOT_AUTHENTICATED
+
+
+async def test_invalid_jwt_is_refused_with_4401(realtime, waiting_event):
+    comm = socket(waiting_event.id, query="token=not.a.jwt")
+    await comm.connect(timeout=5)
+    await comm.receive_json_from(timeout=5)
+    assert await closed_with(comm) == CLOSE_NOT_AUTHENTICATED
+
+
+async def test_unknown_event_is_refused_with_4404(realtime, fans, logged_in):
+    comm = socket(987654, logged_in[0])
+    await comm.connect(timeout=5)
+    assert (await comm.receive_json_from(timeout=5))["code"] == "event_not_found"
+    assert await closed_with(comm) == CLOSE_UNKNOWN_EVENT
+
+
+async def test_foreign_origin_is_refused_with_4403(realtime, waiting_event, fans, logged_in):
+    headers = [h for h in logged_in[0] if h[0] != b"origin"] + [(b"origin", b"https://evil.example")]
+    comm = socket(waiting_event.id, headers)
+    await comm.connect(timeout=5)
+    assert (await comm.receive_json_from(timeout=5))["code"] == "origin_refused"
+    assert await closed_with(comm) == CLOSE_ORIGIN_REFUSED
+
+
+async def test_jwt_in_query_authenticates(realtime, waiting_event, fans):
+    access = await database_sync_to_async(lambda: str(AccessToken.for_user(fans[0])))()
+    comm, queued = await open_socket(waiting_event.id, None, query=f"token={access}")
+    assert queued["type"] == "queued" and queued["ticket"] == 1
+    await comm.disconnect()
+
+
+async def test_jwt_as_subprotocol_authenticates(realtime, waiting_event, fans):
+    access = await database_sync_to_async(lambda: str(AccessToken.for_user(fans[0])))()
+    comm = socket(waiting_event.id, subprotocols=["qms.jwt", access])
+    connected, subprotocol = await comm.connect(timeout=5)
+    assert connected and subprotocol == "qms.jwt"
+    assert (await comm.receive_json_from(timeout=5))["type"] == "queued"
+    await comm.disconnect()
+
+
+async def test_second_device_supersedes_the_first_and_keeps_the_place(realtime, waiting_event, fans, logged_in):
+    await open_socket(waiting_event.id, logged_in[1])
+    old, first = await open_socket(waiting_event.id, logged_in[0])
+    new, second = await open_socket(waiting_event.id, logged_in[0])
+    assert (await old.receive_json_from(timeout=5))["type"] == "superseded"
+    assert await closed_with(old) == CLOSE_SUPERSEDED
+    assert (second["ticket"], second["position"]) == (first["ticket"], first["position"])
+    await new.send_json_to({"type": "ping"})
+    assert (await new.receive_json_from(timeout=5))["type"] == "pong"
+    await new.disconnect()
+
+
+async def test_reconnect_within_grace_keeps_the_ticket(realtime, waiting_event, fans, logged_in):
+    await open_socket(waiting_event.id, logged_in[1])
+    comm, first = await open_socket(waiting_event.id, logged_in[0])
+    await comm.disconnect()
+    comm, again = await open_socket(waiting_event.id, logged_in[0])
+    assert (again["ticket"], again["position"]) == (first["ticket"], 2)
+    await comm.disconnect()
+
+
+async def test_after_the_grace_period_the_place_is_skipped(realtime, waiting_event, fans, logged_in, settings):
+    settings.QMS_ABANDON_GRACE_SECONDS = 0
+    gone, _ = await open_socket(waiting_event.id, logged_in[0])
+    stays, _ = await open_socket(waiting_event.id, logged_in[1])
+    await gone.disconnect()
+    await asyncio.sleep(0.05)
+    await database_sync_to_async(Event.objects.filter(pk=waiting_event.pk).update)(paused=False)
+    result = await tick_and_publish(waiting_event)
+    assert [row.user_id for row in result.admitted] == [fans[1].id]
+    assert result.abandoned == 1
+    assert (await stays.receive_json_from(timeout=5))["type"] == "admitted"
+
+
+async def test_tick_sends_the_token_closes_the_socket_and_broadcasts_progress(realtime, waiting_event, logged_in):
+    front, _ = await open_socket(waiting_event.id, logged_in[0])
+    behind, queued = await open_socket(waiting_event.id, logged_in[1])
+    await database_sync_to_async(Event.objects.filter(pk=waiting_event.pk).update)(paused=False, max_active=1)
+    await tick_and_publish(waiting_event)
+
+    admitted = await front.receive_json_from(timeout=5)
+    assert admitted["type"] == "admitted"
+    assert set(admitted) >= {"token", "expires_at", "redirect_url"}
+    assert admitted["redirect_url"].endswith("token=" + admitted["token"])
+    assert await closed_with(front) == CLOSE_ADMITTED
+
+    progress = await behind.receive_json_from(timeout=5)
+    assert progress["type"] == "progress"
+    assert (progress["serving"], progress["waiting"], progress["paused"]) == (1, 1, False)
+    # The client derives its own place from the watermark: ahead at join minus those served since.
+    assert queued["ahead"] - (progress["serving"] - queued["served"]) == 0
+    await behind.disconnect()
+
+
+async def test_admitted_fan_reconnecting_gets_the_same_token_at_once(realtime, waiting_event, fans, logged_in):
+    comm, _ = await open_socket(waiting_event.id, logged_in[0])
+    await database_sync_to_async(Event.objects.filter(pk=waiting_event.pk).update)(paused=False)
+    await tick_and_publish(waiting_event)
+    first = await comm.receive_json_from(timeout=5)
+    await closed_with(comm)
+    again_comm, again = await open_socket(waiting_event.id, logged_in[0])
+    assert again["type"] == "admitted" and again["token"] == first["token"]
+    assert await closed_with(again_comm) == CLOSE_ADMITTED
+
+
+async def test_leave_gives_up_the_place_and_closes(realtime, waiting_event, fans, logged_in):
+    comm, _ = await open_socket(waiting_event.id, logged_in[0])
+    await comm.send_json_to({"type": "leave"})
+    assert await comm.receive_json_from(timeout=5) == {"type": "left", "left": True}
+    assert await closed_with(comm) == CLOSE_LEFT
+    assert await database_sync_to_async(get_store().place)(waiting_event.id, fans[0].id) is None
+
+
+async def test_pause_and_resume_are_announced(realtime, waiting_event, fans, logged_in):
+    comm, _ = await open_socket(waiting_event.id, logged_in[0])
+
+    def set_paused(value: bool) -> None:
+        event = Event.objects.get(pk=waiting_event.pk)
+        event.paused = value
+        event.save()
+
+    await database_sync_to_async(set_paused)(False)
+    assert (await comm.receive_json_from(timeout=5))["type"] == "resumed"
+    await database_sync_to_async(set_paused)(True)
+    assert (await comm.receive_json_from(timeout=5))["type"] == "paused"
+    await comm.disconnect()
+
+
+async def test_first_in_line_on_an_open_event_is_admitted_on_connect(realtime, make_event, fans, logged_in):
+    event = await database_sync_to_async(make_event)()
+    comm, message = await open_socket(event.id, logged_in[0])
+    assert message["type"] == "admitted"
+    assert await closed_with(comm) == CLOSE_ADMITTED
