@@ -6,7 +6,10 @@ PIP := $(BIN)/pip install -q --disable-pip-version-check
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: install install-dev run test lint bench
+PROD_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/qms
+PROD_REDIS_URL ?= redis://127.0.0.1:6379/1
+
+.PHONY: install install-dev browser run run-prod test lint bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,15 +26,30 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
+# Debian's Chromium for the browser tests (Playwright drives it; browsers cannot be downloaded here).
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
 run: install
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py seed_demo
 	exec $(BIN)/python manage.py serve
 
+# Production topology on this machine: PostgreSQL, Redis, 2 Daphne, a Celery worker, beat (Procfile).
+run-prod: install
+	mkdir -p var
+	test -s var/signing-key.pem || $(BIN)/python -c "from queues.tokens import generate_private_pem as g; print(g(), end='')" > var/signing-key.pem
+	psql "$(dir $(PROD_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(PROD_DATABASE_URL))'" | grep -q 1 \
+	  || psql "$(dir $(PROD_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(PROD_DATABASE_URL))"
+	DATABASE_URL=$(PROD_DATABASE_URL) QMS_REDIS_URL=$(PROD_REDIS_URL) $(BIN)/python manage.py migrate --noinput -v0
+	DATABASE_URL=$(PROD_DATABASE_URL) QMS_REDIS_URL=$(PROD_REDIS_URL) PORT=8001 $(BIN)/python manage.py seed_demo
+	DATABASE_URL=$(PROD_DATABASE_URL) QMS_REDIS_URL=$(PROD_REDIS_URL) QMS_SIGNING_KEY_FILE=var/signing-key.pem \
+	  exec $(BIN)/honcho start -f Procfile
+
 lint: install-dev
 	$(BIN)/ruff check .
 
-test: install-dev lint
+test: install-dev browser lint
 	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_CONN_MAX_AGE=0 QMS_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
 
 bench: install-dev

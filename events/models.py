@@ -21,6 +21,9 @@ class Event(models.Model):
         default=True, help_text="Off: fans are admitted on join, still limited by max active."
     )
     paused = models.BooleanField(default=False, help_text="Paused: fans keep joining, nobody is admitted.")
+    draining = models.BooleanField(
+        default=False, help_text="Draining: no new joins; everyone already waiting is still admitted."
+    )
     admit_per_minute = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1)])
     max_active = models.PositiveIntegerField(
         default=500,

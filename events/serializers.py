@@ -11,7 +11,7 @@ class EventSerializer(serializers.ModelSerializer):
     class Meta:
         model = Event
         fields = [
-            "id", "name", "slug", "sale_starts_at", "queue_enabled", "paused", "admit_per_minute",
+            "id", "name", "slug", "sale_starts_at", "queue_enabled", "paused", "draining", "admit_per_minute",
             "max_active", "token_ttl_seconds", "reservation_url", "created_by", "created_at", "updated_at",
         ]
         read_only_fields = ["created_by", "created_at", "updated_at"]

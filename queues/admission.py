@@ -35,6 +35,10 @@ UNLIMITED = 1e9  # rate and burst of events whose queue is switched off
 prequeue_rng: random.Random = random.SystemRandom()
 
 
+class QueueClosed(Exception):
+    """The event accepts no new joins (draining); fans already queued keep their place."""
+
+
 @dataclass(frozen=True)
 class QueueStatus:
     """What a fan sees: their place, or their admission."""
@@ -124,6 +128,9 @@ def join(event: Event, user) -> QueueStatus:
         if admission is not None:
             return _admitted_status(event, admission, place)
         store.forget(event.id, user.id, place.ticket)  # expired or released: queue anew
+        place = None
+    if place is None and event.draining:
+        raise QueueClosed(event.id)
     prequeue = event.queue_enabled and not event.sale_open()
     place = store.join(event.id, user.id, prequeue_key=prequeue_rng.random() if prequeue else None, now=_now())
     if place.created:
@@ -239,20 +246,30 @@ def progress_message(event: Event, waiting: int, served: int, observed_rate: flo
     }
 
 
-def tick(event: Event) -> TickResult:
-    """Admit as many fans as the rate budget and free capacity allow. Safe to run concurrently."""
+def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0) -> TickResult:
+    """Admit as many fans as the rate budget and free capacity allow. Safe to run concurrently.
+
+    `extra` admits up to that many now on top of the rate budget (an operator's
+    "admit N now"); `max_active` still holds. `lease_wait` waits that long for
+    a tick in progress to finish instead of giving up at once.
+    """
     store = get_store()
     owner = uuid.uuid4().hex
-    if not store.acquire_lease(event.id, owner, settings.QMS_TICK_LEASE_SECONDS):
-        return TickResult(ran=False)
+    deadline = time.monotonic() + lease_wait
+    while not store.acquire_lease(event.id, owner, settings.QMS_TICK_LEASE_SECONDS):
+        if time.monotonic() >= deadline:
+            return TickResult(ran=False)
+        time.sleep(0.05)
     try:
         snapshot = store.snapshot(event.id)
         admitted = _recover_pending(event, snapshot.pending)
         waiting, served, abandoned = snapshot.waiting, snapshot.served, 0
-        if not event.paused and (event.sale_open() or not event.queue_enabled):
+        if extra or (not event.paused and (event.sale_open() or not event.queue_enabled)):
             free = max(0, event.max_active - live_admissions(event))
             rate = configured_rate(event)
             burst = max(1.0, 2 * rate * settings.QMS_TICK_SECONDS) if event.queue_enabled else UNLIMITED
+            if extra:
+                rate, burst, free = UNLIMITED, float(extra), min(free, extra)
             now = _now()
             batch = store.admit_batch(event.id, limit=free, rate_per_second=rate, burst=burst, now=now,
                                       abandon_before=now - settings.QMS_ABANDON_GRACE_SECONDS)
@@ -329,3 +346,48 @@ def release(token: str) -> tuple[Admission, bool]:
     if released:
         logger.info("release event=%s user=%s jti=%s", admission.event_id, admission.user_id, admission.jti)
     return admission, released
+
+
+# --- operator actions (admin and staff API); each is logged with who did it --------------
+
+
+def _log_action(action: str, event: Event, actor, **details) -> None:
+    extra = " ".join(f"{key}={value}" for key, value in details.items())
+    logger.info("operator action=%s event=%s actor=%s %s", action, event.id, getattr(actor, "pk", None), extra)
+
+
+def set_paused(event: Event, paused: bool, actor=None) -> Event:
+    """Pause or resume admission; waiting fans are told (see queues.signals)."""
+    event.paused = paused
+    event.save(update_fields=["paused", "updated_at"])
+    _log_action("pause" if paused else "resume", event, actor)
+    return event
+
+
+def admit_now(event: Event, count: int, actor=None) -> TickResult:
+    """Admit up to `count` fans at once, beyond the rate, within `max_active`; fans are notified."""
+    from .notify import publish_tick_now
+
+    result = tick(event, extra=count, lease_wait=5.0)
+    publish_tick_now(event, result)
+    _log_action("admit_now", event, actor, requested=count, admitted=len(result.admitted))
+    return result
+
+
+def drain(event: Event, actor=None) -> Event:
+    """Stop accepting joins; everyone already waiting is still admitted."""
+    event.draining = True
+    event.save(update_fields=["draining", "updated_at"])
+    _log_action("drain", event, actor)
+    return event
+
+
+def reset_queue(event: Event, actor=None) -> int:
+    """Empty the event's queue (admissions already issued stay valid). Returns how many lost their place."""
+    from .notify import publish_reset
+
+    waiting = get_store().snapshot(event.id).waiting
+    get_store().reset(event.id)
+    publish_reset(event)
+    _log_action("reset", event, actor, dropped=waiting)
+    return waiting

@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from events.models import Event
 
 from . import admission
-from .errors import EventNotFound, NotInQueue, TokenRefused
+from .errors import EventNotFound, NotInQueue, QueueDraining, TokenRefused
 from .serializers import (
     ErrorSerializer,
     QueueStatsSerializer,
@@ -37,7 +37,10 @@ class QueueView(APIView):
 
     @extend_schema(request=None, responses={200: QueueStatusSerializer, 201: QueueStatusSerializer, **ERRORS})
     def post(self, request, event_id: int):
-        result = admission.join(get_event(event_id), request.user)
+        try:
+            result = admission.join(get_event(event_id), request.user)
+        except admission.QueueClosed:
+            raise QueueDraining() from None
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(QueueStatusSerializer(result).data, status=code)
 

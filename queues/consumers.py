@@ -1,8 +1,9 @@
 """The waiting-room socket: an adapter between the client and `queues.admission`.
 
 Close codes (documented in docs/API.md): 4000 admitted, 4001 left, 4002
-superseded by another device, 4401 not authenticated, 4403 origin refused,
-4404 unknown event.
+superseded by another device, 4003 queue reset by the operator, 4401 not
+authenticated, 4403 origin refused, 4404 unknown event, 4409 the event takes
+no new joins (draining).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ logger = logging.getLogger(__name__)
 CLOSE_ADMITTED = 4000
 CLOSE_LEFT = 4001
 CLOSE_SUPERSEDED = 4002
+CLOSE_RESET = 4003
+CLOSE_QUEUE_CLOSED = 4409
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_ORIGIN_REFUSED = 4403
 CLOSE_UNKNOWN_EVENT = 4404
@@ -73,7 +76,10 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         self.joined_groups = (fan, event_group(self.event.id))
         for group in self.joined_groups:
             await self.channel_layer.group_add(group, self.channel_name)
-        status = await database_sync_to_async(self._join)()
+        try:
+            status = await database_sync_to_async(self._join)()
+        except admission.QueueClosed:
+            return await self.refuse("queue_draining", "This queue takes no new fans.", CLOSE_QUEUE_CLOSED)
         if status.state == "admitted":
             await self.send_json(admitted_message(self.event, status.admission))
             self.finished = True
@@ -144,6 +150,11 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
 
     async def queue_resumed(self, message):
         await self.send_json(message["message"])
+
+    async def queue_reset(self, message):
+        self.finished = True
+        await self.send_json(message["message"])
+        await self.close(CLOSE_RESET)
 
     async def queue_superseded(self, message):
         if message["by"] == self.channel_name:

@@ -16,6 +16,12 @@ class NotInQueue(exceptions.NotFound):
     default_code = "not_in_queue"
 
 
+class QueueDraining(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This queue takes no new fans."
+    default_code = "queue_draining"
+
+
 class TokenRefused(exceptions.APIException):
     """An admission token that fails verification; the code says why."""
 

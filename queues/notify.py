@@ -76,3 +76,10 @@ def publish_pause_change(event: Event) -> None:
     async_to_sync(get_channel_layer().group_send)(
         event_group(event.id), {"type": f"queue.{kind}", "message": {"type": kind, "event": event.id}}
     )
+
+
+def publish_reset(event: Event) -> None:
+    """The operator emptied the queue: every waiting socket is told and closed."""
+    async_to_sync(get_channel_layer().group_send)(
+        event_group(event.id), {"type": "queue.reset", "message": {"type": "reset", "event": event.id}}
+    )
