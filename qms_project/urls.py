@@ -1,4 +1,4 @@
-"""URLs: the API under /api/, JWKS, health, admin and login."""
+"""URLs: pages, the API under /api/, JWKS, health, admin and login."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -7,7 +7,7 @@ from rest_framework.routers import DefaultRouter
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from events.views import EventViewSet
-from queues import views
+from queues import operations_api, pages, views
 
 router = DefaultRouter()
 router.register("events", EventViewSet, basename="event")
@@ -17,6 +17,11 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("api/events/<int:event_id>/queue/pause/", operations_api.PauseQueueView.as_view(), name="queue-pause"),
+    path("api/events/<int:event_id>/queue/resume/", operations_api.ResumeQueueView.as_view(), name="queue-resume"),
+    path("api/events/<int:event_id>/queue/admit/", operations_api.AdmitNowView.as_view(), name="queue-admit"),
+    path("api/events/<int:event_id>/queue/drain/", operations_api.DrainQueueView.as_view(), name="queue-drain"),
+    path("api/events/<int:event_id>/queue/reset/", operations_api.ResetQueueView.as_view(), name="queue-reset"),
     path("api/", include("queues.urls")),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -24,4 +29,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path(".well-known/jwks.json", views.jwks, name="jwks"),
     path("healthz", views.healthz, name="healthz"),
+    path("", pages.landing, name="landing"),
+    path("events/<int:event_id>/waiting-room/", pages.waiting_room, name="waiting-room"),
+    path("demo/reservation/", pages.demo_reservation, name="demo-reservation"),
 ]

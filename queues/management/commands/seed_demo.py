@@ -30,6 +30,7 @@ class Command(BaseCommand):
         if created:
             operator.set_password(OPERATOR[1])
             operator.save()
+        base = f"http://{settings.QMS_HOST}:{settings.QMS_PORT}"
         event, _ = Event.objects.get_or_create(
             slug="stadium-tour",
             defaults={
@@ -37,16 +38,20 @@ class Command(BaseCommand):
                 "sale_starts_at": timezone.now() + timedelta(minutes=1),
                 "admit_per_minute": 30,
                 "max_active": 100,
-                "reservation_url": f"http://{settings.QMS_HOST}:{settings.QMS_PORT}/api/events/",
+                "reservation_url": f"{base}/demo/reservation/",
                 "created_by": operator,
             },
         )
-        base = f"http://{settings.QMS_HOST}:{settings.QMS_PORT}"
+        if event.reservation_url != f"{base}/demo/reservation/" and "/api/events/" in event.reservation_url:
+            # Seeded by an older version, before the demo reservation page existed.
+            event.reservation_url = f"{base}/demo/reservation/"
+            event.save(update_fields=["reservation_url", "updated_at"])
         self.stdout.write(
             "\n".join([
                 f"Demo event #{event.id}: {event.name} (sale starts {event.sale_starts_at:%H:%M:%S} UTC)",
                 f"  fan login:      {FAN[0]} / {FAN[1]}",
-                f"  operator login: {OPERATOR[0]} / {OPERATOR[1]}  ->  {base}/admin/",
+                f"  waiting room:   {base}/events/{event.id}/waiting-room/   (all events: {base}/)",
+                f"  operator login: {OPERATOR[0]} / {OPERATOR[1]}  ->  {base}/admin/events/event/{event.id}/change/",
                 f"  join over HTTP: curl -X POST -H 'Authorization: Bearer <access>' "
                 f"{base}/api/events/{event.id}/queue/",
                 f"  API docs:       {base}/api/docs/   health: {base}/healthz   JWKS: {base}/.well-known/jwks.json",
