@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Count
 from django.db.models.functions import TruncMinute
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
@@ -85,6 +86,7 @@ class EventAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("created_by", "created_at", "updated_at")
     date_hierarchy = "sale_starts_at"
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ("pause_queues", "resume_queues", "drain_queues", "reset_queues")
     fieldsets = (
         (None, {"fields": ("name", "slug", "sale_starts_at", "reservation_url")}),

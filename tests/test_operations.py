@@ -1,0 +1,251 @@
+"""The event creator's queue actions on both stores: pause, resume, admit N now, drain, reset.
+
+Through the service, the staff API (`/api/events/<id>/queue/<action>/`) and the admin's buttons.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from events.admin import admissions_per_minute
+from events.models import Event
+from queues import admission
+from queues.models import Admission
+
+pytestmark = pytest.mark.django_db
+
+
+def queue_fans(event: Event, make_user, count: int) -> list:
+    fans = [make_user() for _ in range(count)]
+    for fan in fans:
+        admission.join(event, fan)
+    return fans
+
+
+def staff_client(make_user) -> APIClient:
+    client = APIClient()
+    client.force_login(make_user(is_staff=True))
+    return client
+
+
+def ops(event: Event, action: str) -> str:
+    return f"/api/events/{event.id}/queue/{action}/"
+
+
+# --- the service -----------------------------------------------------------------------
+
+
+def test_paused_event_admits_nobody_until_resumed(store, make_event, make_user):
+    event = make_event(paused=False, admit_per_minute=6000)
+    admission.set_paused(event, True)
+    fans = queue_fans(event, make_user, 3)
+    assert admission.tick(event).admitted == []
+    admission.set_paused(event, False)
+    assert [row.user_id for row in admission.tick(event).admitted] == [fan.id for fan in fans]
+    assert not Event.objects.get(pk=event.pk).paused
+
+
+def test_admit_now_goes_beyond_the_rate_but_not_beyond_max_active(store, make_event, make_user):
+    event = make_event(paused=True, admit_per_minute=1, max_active=3)
+    fans = queue_fans(event, make_user, 5)
+    result = admission.admit_now(event, 10)
+    assert [row.user_id for row in result.admitted] == [fan.id for fan in fans[:3]]  # in order, capped
+    assert admission.stats(event)["waiting"] == 2
+
+
+def test_drain_refuses_new_fans_and_still_admits_those_waiting(store, make_event, make_user):
+    event = make_event(paused=True, admit_per_minute=6000)
+    waiting = queue_fans(event, make_user, 2)
+    admission.drain(event)
+    with pytest.raises(admission.QueueClosed):
+        admission.join(event, make_user())
+    assert admission.join(event, waiting[0]).ticket == 1  # already in line: keeps the place
+    admission.set_paused(event, False)
+    assert {row.user_id for row in admission.tick(event).admitted} == {fan.id for fan in waiting}
+
+
+def test_reset_empties_the_queue_and_keeps_issued_admissions_valid(store, make_event, make_user):
+    event = make_event(admit_per_minute=6000)
+    first = make_user()
+    assert admission.join(event, first).state == "admitted"
+    admission.set_paused(event, True)
+    later = queue_fans(event, make_user, 2)
+    assert admission.reset_queue(event) == 2
+    assert all(admission.status(event, fan) is None for fan in later)
+    token = Admission.objects.get(event=event, user=first).token
+    claims, _ = admission.verify(token, redeem=False)
+    assert claims["sub"] == str(first.id)
+    assert admission.join(event, later[0]).position == 1  # a fresh start for whoever comes back
+
+
+# --- the staff API -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "admit", "drain", "reset"])
+def test_operations_are_for_staff_only(make_event, make_user, action):
+    event = make_event()
+    anonymous = APIClient().post(ops(event, action), {"count": 1}, format="json")
+    assert (anonymous.status_code, anonymous.json()["code"]) == (401, "not_authenticated")
+    fan = APIClient()
+    fan.force_login(make_user())
+    refused = fan.post(ops(event, action), {"count": 1}, format="json")
+    assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
+
+
+def test_pause_and_resume_over_the_api(store, make_event, make_user):
+    event = make_event(paused=False)
+    client = staff_client(make_user)
+    paused = client.post(ops(event, "pause"))
+    assert paused.status_code == 200
+    assert paused.json()["action"] == "pause" and paused.json()["stats"]["paused"] is True
+    assert Event.objects.get(pk=event.pk).paused
+    resumed = client.post(ops(event, "resume")).json()
+    assert resumed["stats"]["paused"] is False and not Event.objects.get(pk=event.pk).paused
+
+
+def test_admit_now_over_the_api(store, make_event, make_user):
+    event = make_event(paused=True, admit_per_minute=1)
+    queue_fans(event, make_user, 3)
+    client = staff_client(make_user)
+    body = client.post(ops(event, "admit"), {"count": 2}, format="json").json()
+    assert (body["admitted"], body["stats"]["waiting"], body["stats"]["live_admissions"]) == (2, 1, 2)
+    for count in (0, "many", None):
+        invalid = client.post(ops(event, "admit"), {"count": count}, format="json")
+        assert (invalid.status_code, invalid.json()["code"]) == (400, "invalid")
+        assert "count" in invalid.json()["errors"]
+
+
+def test_drain_over_the_api_closes_the_queue_to_new_fans(store, make_event, make_user):
+    event = make_event(paused=True)
+    client = staff_client(make_user)
+    assert client.post(ops(event, "drain")).status_code == 200
+    assert Event.objects.get(pk=event.pk).draining
+    newcomer = APIClient()
+    newcomer.force_login(make_user())
+    refused = newcomer.post(f"/api/events/{event.id}/queue/")
+    assert (refused.status_code, refused.json()["code"]) == (409, "queue_draining")
+
+
+def test_reset_over_the_api_says_how_many_lost_their_place(store, make_event, make_user):
+    event = make_event(paused=True)
+    queue_fans(event, make_user, 4)
+    body = staff_client(make_user).post(ops(event, "reset")).json()
+    assert (body["action"], body["dropped"], body["stats"]["waiting"]) == ("reset", 4, 0)
+
+
+def test_operations_on_an_unknown_event_are_404(store, make_user):
+    response = staff_client(make_user).post("/api/events/999999/queue/pause/")
+    assert (response.status_code, response.json()["code"]) == (404, "event_not_found")
+
+
+def test_operations_are_in_the_openapi_schema():
+    paths = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+    for action in ("pause", "resume", "admit", "drain", "reset"):
+        assert "post" in paths[f"/api/events/{{event_id}}/queue/{action}/"]
+    admit = paths["/api/events/{event_id}/queue/admit/"]["post"]
+    assert "requestBody" in admit and "200" in admit["responses"]
+
+
+# --- the admin ---------------------------------------------------------------------------
+
+
+def operator(make_user):
+    client = APIClient()
+    client.force_login(make_user(is_staff=True, is_superuser=True))
+    return client
+
+
+def test_admin_change_page_shows_live_numbers_actions_and_chart(store, make_event, make_user):
+    event = make_event(paused=True)
+    queue_fans(event, make_user, 3)
+    page = operator(make_user).get(f"/admin/events/event/{event.id}/change/").content.decode()
+    assert 'data-qms-stat="waiting">3<' in page
+    assert f'data-qms-stats-url="/api/events/{event.id}/queue/stats/"' in page
+    for action in ("resume", "admit", "drain"):
+        assert f'action="/admin/events/event/{event.id}/queue/{action}/"' in page
+    assert "<svg" in page and "Admissions per minute" in page
+    listing = operator(make_user).get("/admin/events/event/").content.decode()
+    assert 'data-qms-stat="waiting">3<' in listing
+
+
+def test_admin_buttons_pause_resume_admit_and_drain(store, make_event, make_user):
+    event = make_event(paused=False, admit_per_minute=1)
+    client = operator(make_user)
+    base = f"/admin/events/event/{event.id}/queue"
+    assert client.post(f"{base}/pause/").status_code == 302 and Event.objects.get(pk=event.pk).paused
+    assert client.get(f"{base}/pause/").status_code == 405  # a GET changes nothing
+    client.post(f"{base}/resume/")
+    assert not Event.objects.get(pk=event.pk).paused
+    admission.set_paused(event, True)
+    queue_fans(event, make_user, 2)
+    client.post(f"{base}/admit/", {"count": "1"})
+    assert Admission.objects.filter(event=event).count() == 1
+    client.post(f"{base}/drain/")
+    assert Event.objects.get(pk=event.pk).draining
+
+
+def test_admin_reset_asks_first(store, make_event, make_user):
+    event = make_event(paused=True)
+    queue_fans(event, make_user, 2)
+    client = operator(make_user)
+    confirm = client.get(f"/admin/events/event/{event.id}/queue/reset/")
+    assert confirm.status_code == 200 and "will lose their place" in confirm.content.decode()
+    assert admission.stats(event)["waiting"] == 2
+    client.post(f"/admin/events/event/{event.id}/queue/reset/")
+    assert admission.stats(event)["waiting"] == 0
+
+
+def test_admin_bulk_reset_needs_the_confirmation(store, make_event, make_user):
+    event = make_event(paused=True)
+    queue_fans(event, make_user, 2)
+    client = operator(make_user)
+    asked = client.post("/admin/events/event/", {"action": "reset_queues", "_selected_action": [event.id]})
+    assert asked.status_code == 200 and "Yes, reset these queues" in asked.content.decode()
+    assert admission.stats(event)["waiting"] == 2
+    client.post("/admin/events/event/", {"action": "reset_queues", "_selected_action": [event.id], "confirm": "yes"})
+    assert admission.stats(event)["waiting"] == 0
+
+
+def test_admin_actions_need_change_permission(make_event, make_user):
+    event = make_event()
+    client = APIClient()
+    client.force_login(make_user(is_staff=True))  # staff, but no permission on events
+    assert client.post(f"/admin/events/event/{event.id}/queue/pause/").status_code == 403
+    assert not Event.objects.get(pk=event.pk).paused
+
+
+def test_chart_counts_admissions_per_minute_from_the_ledger(make_event, make_user):
+    event = make_event()
+    now = timezone.now().replace(second=30)
+    for minutes_ago, count in ((0, 3), (2, 1), (45, 5)):  # the last one is outside the window
+        for _ in range(count):
+            issued = now - timedelta(minutes=minutes_ago)
+            Admission.objects.create(event=event, user=make_user(), ticket=Admission.objects.count() + 1,
+                                     jti=f"jti-{Admission.objects.count()}", token="t", issued_at=issued,
+                                     expires_at=issued + timedelta(minutes=10))
+    series = admissions_per_minute(event, minutes=30, now=now)
+    assert len(series) == 30
+    assert [point["count"] for point in series[-3:]] == [1, 0, 3]
+    assert sum(point["count"] for point in series) == 4
+
+
+# --- the demo reservation page closes the loop ----------------------------------------------
+
+
+def test_demo_reservation_verifies_the_token_and_booking_frees_the_slot(store, make_event, make_user):
+    event = make_event(max_active=1)
+    fan = make_user()
+    token = admission.join(event, fan).admission.token
+    client = APIClient()
+    shown = client.get("/demo/reservation/", {"token": token})
+    assert shown.status_code == 200 and f"<dd>{fan.id}</dd>" in shown.content.decode()
+    booked = client.post("/demo/reservation/", {"token": token})
+    assert booked.status_code == 200 and "Booked" in booked.content.decode()
+    assert admission.stats(event)["live_admissions"] == 0  # released: the next fan may enter
+    again = client.post("/demo/reservation/", {"token": token})
+    assert again.status_code == 400 and "token_released" in again.content.decode()
+    assert client.get("/demo/reservation/", {"token": "nonsense"}).status_code == 400
