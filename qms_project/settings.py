@@ -153,6 +153,7 @@ else:
 QMS_EMBEDDED_TICK = _env_bool("QMS_EMBEDDED_TICK", not QMS_REDIS_URL)
 QMS_TICK_SECONDS = float(os.environ.get("QMS_TICK_SECONDS", "1.0"))
 QMS_TICK_LEASE_SECONDS = float(os.environ.get("QMS_TICK_LEASE_SECONDS", "10"))
+QMS_WS_HANDSHAKE_TIMEOUT = float(os.environ.get("QMS_WS_HANDSHAKE_TIMEOUT", "30"))
 QMS_ABANDON_GRACE_SECONDS = float(os.environ.get("QMS_ABANDON_GRACE_SECONDS", "120"))
 
 QMS_SIGNING_KEY = os.environ.get("QMS_SIGNING_KEY", "")

@@ -136,10 +136,7 @@ def join(event: Event, user) -> QueueStatus:
     if place.created:
         logger.info("join event=%s user=%s ticket=%s", event.id, user.id, place.ticket)
     if place.state != ADMITTED and _may_admit_on_join(event, place):
-        # Nobody ahead and room: admitted now by the same tick, spending the same rate budget.
-        from .notify import publish_tick_now
-
-        publish_tick_now(event, tick(event))
+        tick(event)  # nobody ahead and room: admitted now by the same tick, spending the same rate budget
         return status(event, user) or _status_from_place(event, place)
     if place.state == ADMITTED:
         return status(event, user)
@@ -177,7 +174,10 @@ def leave(event: Event, user) -> bool:
 
 
 def _issue(event: Event, popped: list[Popped]) -> list[Admission]:
-    """Write one ledger row and token per popped fan; only committed rows are returned."""
+    """Write one ledger row and token per popped fan; only committed rows are returned.
+
+    The fans stay `pending` until their tokens were published (see `tick`).
+    """
     store = get_store()
     if not popped:
         return []
@@ -189,7 +189,6 @@ def _issue(event: Event, popped: list[Popped]) -> list[Admission]:
         # Nothing was committed: the fans go back to their places, no token leaves.
         store.requeue(event.id, [fan.user_id for fan in popped])
         raise
-    store.confirm_admitted(event.id, [fan.user_id for fan in popped])
     return _ledger_rows(event, popped)
 
 
@@ -218,16 +217,14 @@ def _ledger_rows(event: Event, popped: list[Popped]) -> list[Admission]:
 
 
 def _recover_pending(event: Event, pending: dict[int, tuple[int, float]]) -> list[Admission]:
-    """Finish what a dead tick left: confirm fans whose rows exist, requeue the others."""
+    """Finish what a dead tick left: fans whose rows exist are sent their token again, the others requeued."""
     if not pending:
         return []
     popped = [Popped(user_id, ticket, score) for user_id, (ticket, score) in pending.items()]
     rows = _ledger_rows(event, popped)
     written = {row.user_id for row in rows}
-    store = get_store()
-    store.confirm_admitted(event.id, sorted(written))
-    store.requeue(event.id, sorted(set(pending) - written))
-    logger.warning("recovered event=%s confirmed=%s requeued=%s", event.id, len(written), len(pending) - len(written))
+    get_store().requeue(event.id, sorted(set(pending) - written))
+    logger.warning("recovered event=%s resent=%s requeued=%s", event.id, len(written), len(pending) - len(written))
     return rows
 
 
@@ -246,8 +243,13 @@ def progress_message(event: Event, waiting: int, served: int, observed_rate: flo
     }
 
 
-def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0) -> TickResult:
-    """Admit as many fans as the rate budget and free capacity allow. Safe to run concurrently.
+def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool = True) -> TickResult:
+    """Admit as many fans as the rate budget and free capacity allow, and tell them. Safe to run concurrently.
+
+    Order: pop (fans `pending`) → ledger rows committed → tokens and progress
+    published → fans confirmed `admitted`. A tick that dies anywhere in between
+    is finished by the next one: rows without a confirmation are published
+    again (same token), pops without rows are requeued.
 
     `extra` admits up to that many now on top of the rate budget (an operator's
     "admit N now"); `max_active` still holds. `lease_wait` waits that long for
@@ -277,8 +279,14 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0) -> TickResult
             waiting, served, abandoned = batch.waiting, batch.served, batch.abandoned
             for row in admitted:
                 logger.info("admit event=%s user=%s ticket=%s jti=%s", event.id, row.user_id, row.ticket, row.jti)
-        progress = progress_message(event, waiting, served, snapshot.observed_rate)
-        return TickResult(ran=True, admitted=admitted, abandoned=abandoned, progress=progress)
+        result = TickResult(ran=True, admitted=admitted, abandoned=abandoned,
+                            progress=progress_message(event, waiting, served, snapshot.observed_rate))
+        if publish:
+            from .notify import publish_tick_now
+
+            publish_tick_now(event, result)
+        store.confirm_admitted(event.id, [row.user_id for row in admitted])
+        return result
     finally:
         store.release_lease(event.id, owner)
 
@@ -366,10 +374,7 @@ def set_paused(event: Event, paused: bool, actor=None) -> Event:
 
 def admit_now(event: Event, count: int, actor=None) -> TickResult:
     """Admit up to `count` fans at once, beyond the rate, within `max_active`; fans are notified."""
-    from .notify import publish_tick_now
-
     result = tick(event, extra=count, lease_wait=5.0)
-    publish_tick_now(event, result)
     _log_action("admit_now", event, actor, requested=count, admitted=len(result.admitted))
     return result
 

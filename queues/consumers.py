@@ -55,6 +55,7 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
     user = None
     joined_groups: tuple[str, ...] = ()
     finished = False  # admitted, left or superseded: no grace clock on close
+    closing = False  # we sent the close: group events still queued for us are dropped
 
     async def connect(self):
         subprotocol = JWT_SUBPROTOCOL if JWT_SUBPROTOCOL in (self.scope.get("subprotocols") or []) else None
@@ -66,18 +67,17 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             return await self.refuse("not_authenticated", "Log in first.", CLOSE_NOT_AUTHENTICATED)
         self.user = user
         event_id = self.scope["url_route"]["kwargs"]["event_id"]
-        self.event = await database_sync_to_async(Event.objects.filter(pk=event_id).first)()
-        if self.event is None:
-            return await self.refuse("event_not_found", "No such event.", CLOSE_UNKNOWN_EVENT)
-
-        fan = fan_group(self.event.id, user.id)
+        fan = fan_group(event_id, user.id)
         # One device per user: whoever holds the fan group now is told to go.
         await self.channel_layer.group_send(fan, {"type": "queue.superseded", "by": self.channel_name})
-        self.joined_groups = (fan, event_group(self.event.id))
+        self.joined_groups = (fan, event_group(event_id))
         for group in self.joined_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         try:
-            status = await database_sync_to_async(self._join)()
+            # Off the shared thread: during an on-sale storm joins run in parallel.
+            self.event, status = await database_sync_to_async(self._join, thread_sensitive=False)(event_id)
+        except Event.DoesNotExist:
+            return await self.refuse("event_not_found", "No such event.", CLOSE_UNKNOWN_EVENT)
         except admission.QueueClosed:
             return await self.refuse("queue_draining", "This queue takes no new fans.", CLOSE_QUEUE_CLOSED)
         if status.state == "admitted":
@@ -86,10 +86,25 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             return await self.close(CLOSE_ADMITTED)
         await self.send_json(queued_message(status))
 
-    def _join(self):
-        status = admission.join(self.event, self.user)
-        get_store().mark_connected(self.event.id, self.user.id, self.channel_name)
-        return status
+    def _join(self, event_id: int):
+        event = Event.objects.get(pk=event_id)
+        status = admission.join(event, self.user)
+        get_store().mark_connected(event.id, self.user.id, self.channel_name)
+        return event, status
+
+    async def close(self, code=None, reason=None):
+        self.closing = True
+        await super().close(code, reason)
+
+    async def forward(self, message: dict) -> None:
+        """Send a group event on, unless the socket is gone (a close may race a broadcast)."""
+        if self.closing:
+            return
+        try:
+            await self.send_json(message)
+        except Exception as exc:  # the server's "send on a closed protocol": the disconnect is on its way
+            logger.debug("dropped %s for a closed socket: %s", message.get("type"), exc)
+            self.closing = True
 
     async def refuse(self, code: str, detail: str, close_code: int):
         self.finished = True
@@ -100,7 +115,7 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         for group in self.joined_groups:
             await self.channel_layer.group_discard(group, self.channel_name)
         if self.event is not None and not self.finished:
-            await database_sync_to_async(get_store().mark_disconnected)(
+            await database_sync_to_async(get_store().mark_disconnected, thread_sensitive=False)(
                 self.event.id, self.user.id, self.channel_name, time.time())
 
     # --- client -> server ---------------------------------------------------------
@@ -138,27 +153,31 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
     # --- group events -> client --------------------------------------------------
 
     async def queue_admitted(self, message):
-        await self.send_json(message["message"])
+        if self.closing:
+            return
         self.finished = True
+        await self.forward(message["message"])
         await self.close(CLOSE_ADMITTED)
 
     async def queue_progress(self, message):
-        await self.send_json(message["message"])
+        await self.forward(message["message"])
 
     async def queue_paused(self, message):
-        await self.send_json(message["message"])
+        await self.forward(message["message"])
 
     async def queue_resumed(self, message):
-        await self.send_json(message["message"])
+        await self.forward(message["message"])
 
     async def queue_reset(self, message):
+        if self.closing:
+            return
         self.finished = True
-        await self.send_json(message["message"])
+        await self.forward(message["message"])
         await self.close(CLOSE_RESET)
 
     async def queue_superseded(self, message):
-        if message["by"] == self.channel_name:
+        if message["by"] == self.channel_name or self.closing:
             return
         self.finished = True
-        await self.send_json({"type": "superseded", "detail": "This queue is open on another device."})
+        await self.forward({"type": "superseded", "detail": "This queue is open on another device."})
         await self.close(CLOSE_SUPERSEDED)

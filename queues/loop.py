@@ -6,36 +6,34 @@ import asyncio
 import logging
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from . import admission
-from .notify import publish_tick
 
 logger = logging.getLogger(__name__)
 
 
-def tick_all() -> list:
-    """One tick for every event; a failing event does not stop the others."""
-    results = []
+def tick_all() -> int:
+    """One tick for every event (each publishes its own messages); a failing event does not stop the others."""
+    admitted = 0
     for event in admission.tick_events():
         try:
-            results.append((event, admission.tick(event)))
+            admitted += len(admission.tick(event).admitted)
         except Exception:
             logger.exception("tick failed event=%s", event.id)
-    return results
+    return admitted
 
 
 async def run_admission_loop(interval: float | None = None) -> None:
     interval = interval or settings.QMS_TICK_SECONDS
-    layer = get_channel_layer()
     loop = asyncio.get_running_loop()
     logger.info("embedded admission loop: a tick every %.2fs", interval)
     while True:
         started = loop.time()
         try:
-            for event, result in await database_sync_to_async(tick_all)():
-                await publish_tick(layer, event, result)
+            # The tick publishes through async_to_sync, which hops back onto this loop:
+            # the in-memory channel layer is only safe to use from its own loop.
+            await database_sync_to_async(tick_all)()
         except Exception:
             logger.exception("admission loop iteration failed")
         await asyncio.sleep(max(0.0, interval - (loop.time() - started)))

@@ -14,7 +14,6 @@ from django.conf import settings
 from events.models import Event
 
 from . import admission
-from .notify import publish_tick_now
 
 logger = logging.getLogger(__name__)
 
@@ -30,13 +29,11 @@ TICK_EXPIRES_SECONDS = 2.0
     ignore_result=True,
 )
 def tick_event(event_id: int) -> int:
-    """Run one tick for one event and publish what it decided. Returns how many were admitted."""
+    """Run one tick for one event (it publishes what it decided). Returns how many were admitted."""
     event = Event.objects.filter(pk=event_id).first()
     if event is None:
         return 0
-    result = admission.tick(event)
-    publish_tick_now(event, result)
-    return len(result.admitted)
+    return len(admission.tick(event).admitted)
 
 
 @shared_task(ignore_result=True, soft_time_limit=5, time_limit=8)

@@ -7,7 +7,6 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
@@ -23,7 +22,6 @@ from queues.consumers import (
     CLOSE_SUPERSEDED,
     CLOSE_UNKNOWN_EVENT,
 )
-from queues.notify import publish_tick
 from queues.store import get_store
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -56,10 +54,9 @@ async def closed_with(comm: WebsocketCommunicator) -> int:
 
 
 async def tick_and_publish(event: Event):
+    """One admission tick, which publishes `admitted` and `progress` itself."""
     await database_sync_to_async(event.refresh_from_db)()
-    result = await database_sync_to_async(admission.tick)(event)
-    await publish_tick(get_channel_layer(), event, result)
-    return result
+    return await database_sync_to_async(admission.tick)(event)
 
 
 @pytest.fixture

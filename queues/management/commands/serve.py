@@ -22,8 +22,10 @@ class Command(BaseCommand):
         parser.add_argument("--host", default=settings.QMS_HOST)
         parser.add_argument("--port", type=int, default=settings.QMS_PORT)
         parser.add_argument("--no-tick", action="store_true", help="Do not run the embedded admission loop.")
+        parser.add_argument("--backlog", type=int, default=4096,
+                            help="Listen backlog: an on-sale opens thousands of sockets within seconds.")
 
-    def handle(self, *args, host: str, port: int, no_tick: bool, **options):
+    def handle(self, *args, host: str, port: int, no_tick: bool, backlog: int, **options):
         from daphne.server import Server  # installs the asyncio Twisted reactor
 
         from qms_project.asgi import application
@@ -44,7 +46,10 @@ class Command(BaseCommand):
 
         Server(
             application,
-            endpoints=[f"tcp:port={port}:interface={host}"],
+            endpoints=[f"tcp:port={port}:interface={host}:backlog={backlog}"],
             ready_callable=on_ready,
+            # An on-sale opens thousands of sockets at once: give handshakes time to finish.
+            websocket_handshake_timeout=settings.QMS_WS_HANDSHAKE_TIMEOUT,
+            websocket_connect_timeout=settings.QMS_WS_HANDSHAKE_TIMEOUT,
             verbosity=options.get("verbosity", 1),
         ).run()

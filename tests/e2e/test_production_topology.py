@@ -1,0 +1,226 @@
+"""End to end on the production topology: 2 Daphne processes, a Celery worker, beat, PostgreSQL, Redis.
+
+Real WebSocket clients spread over both Daphne processes; the tick runs only
+in Celery (beat every second, one task per event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+import jwt
+import psycopg
+import pytest
+import redis
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.conftest import require_service
+
+from .servers import http_json
+from .topology import ADMIN_DSN, REDIS_DB_URL, start_topology, stop_topology
+
+pytestmark = pytest.mark.e2e
+
+FANS = 1000
+RATE_PER_MINUTE = 1200
+RATE_TOLERANCE = 0.25  # observed admission rate within ±25% of the configured rate
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory):
+    try:
+        psycopg.connect(ADMIN_DSN, connect_timeout=3).close()
+        redis.Redis.from_url(REDIS_DB_URL, socket_connect_timeout=3).ping()
+    except (psycopg.Error, redis.RedisError) as exc:
+        require_service("PostgreSQL and Redis", exc)
+    started = start_topology(tmp_path_factory.mktemp("topology"), FANS)
+    try:
+        yield started
+    finally:
+        stop_topology(started)
+
+
+def create_event(topology, **fields) -> int:
+    body = {"name": f"E2E {time.monotonic_ns()}", "reservation_url": "https://tickets.example/reserve",
+            "sale_starts_at": datetime.now(UTC).isoformat(), "paused": True, "max_active": 100000,
+            "admit_per_minute": RATE_PER_MINUTE, **fields}
+    status, event = http_json("POST", f"{topology.base()}/api/events/", body, topology.staff_token)
+    assert status == 201, event
+    return event["id"]
+
+
+def set_paused(topology, event_id: int, paused: bool) -> None:
+    status, body = http_json("PATCH", f"{topology.base(1)}/api/events/{event_id}/", {"paused": paused},
+                             topology.staff_token)
+    assert status == 200, body
+
+
+class Fan:
+    """One fan's socket: connect, read `queued`, then everything until the server closes it."""
+
+    def __init__(self, topology, index: int, event_id: int, user_id: int, token: str, server: int | None = None):
+        self.url = topology.ws(index if server is None else server, event_id, token)
+        self.user_id = user_id
+        self.messages: list[dict] = []
+        self.close_code: int | None = None
+        self.ws = None
+
+    async def open(self) -> dict:
+        self.ws = await connect(self.url, proxy=None, compression=None, open_timeout=30, max_queue=None)
+        return await self.next()
+
+    async def next(self) -> dict:
+        import json
+
+        message = json.loads(await self.ws.recv())
+        self.messages.append(message)
+        return message
+
+    async def until_closed(self, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    await self.next()
+        except (ConnectionClosed, TimeoutError):
+            pass  # a timeout shows as a missing `admitted` and close code in the assertions
+        self.close_code = self.ws.close_code
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [m for m in self.messages if m["type"] == kind]
+
+
+async def open_all(fans: list[Fan], concurrency: int) -> list[dict]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(fan: Fan) -> dict:
+        async with gate:
+            return await fan.open()
+
+    return await asyncio.gather(*(one(fan) for fan in fans))
+
+
+def jwks_keys(topology) -> dict:
+    _, document = http_json("GET", f"{topology.base(1)}/.well-known/jwks.json")
+    return {key["kid"]: jwt.PyJWK(key) for key in document["keys"]}
+
+
+def ledger(topology, event_id: int) -> list[tuple]:
+    return topology.sql("SELECT user_id, ticket, issued_at, jti FROM queues_admission WHERE event_id = %s "
+                        "ORDER BY ticket", event_id)
+
+
+def test_fans_across_two_daphnes_are_admitted_once_in_ticket_order_at_the_rate(topology):
+    count = 200
+    event_id = create_event(topology)
+
+    async def scenario():
+        fans = [Fan(topology, i, event_id, *topology.fans[i]) for i in range(count)]
+        queued = await open_all(fans, concurrency=50)
+        # A second device for fan 0, on the other Daphne process, takes over.
+        second = Fan(topology, 1, event_id, *topology.fans[0])
+        again = await second.open()
+        await fans[0].until_closed(timeout=10)
+        superseded = fans[0]
+        fans[0] = second
+        set_paused(topology, event_id, False)
+        await asyncio.gather(*(fan.until_closed(timeout=90) for fan in fans))
+        return fans, queued, superseded, again
+
+    fans, queued, superseded, again = asyncio.run(scenario())
+
+    assert [q["type"] for q in queued] == ["queued"] * count
+    tickets = {fan.user_id: q["ticket"] for fan, q in zip(fans, queued, strict=True)}
+    assert superseded.of_type("superseded") and superseded.close_code == 4002
+    assert (again["type"], again["ticket"]) == ("queued", queued[0]["ticket"])  # the place is kept
+
+    admitted = {fan.user_id: fan.of_type("admitted") for fan in fans}
+    assert all(len(messages) == 1 for messages in admitted.values()), "every fan admitted exactly once"
+    assert [fan.close_code for fan in fans] == [4000] * count, "the server closes every socket after admitted"
+
+    keys = jwks_keys(topology)
+    for user_id, (message,) in admitted.items():
+        token = message["token"]
+        claims = jwt.decode(token, keys[jwt.get_unverified_header(token)["kid"]], algorithms=["ES256"],
+                            audience="reservation", issuer="qms")
+        assert (claims["sub"], claims["evt"]) == (str(user_id), event_id)
+
+    rows = ledger(topology, event_id)
+    assert len(rows) == count and len({row[0] for row in rows}) == count
+    assert {row[0]: row[1] for row in rows} == tickets
+    issued = [row[2] for row in rows]
+    assert issued == sorted(issued), "admitted in ticket order"
+    burst = 2 * RATE_PER_MINUTE / 60  # the bucket starts full: two ticks' worth
+    span = (issued[-1] - issued[0]).total_seconds()
+    observed = (count - burst) / span * 60
+    assert abs(observed - RATE_PER_MINUTE) <= RATE_TOLERANCE * RATE_PER_MINUTE, (observed, span)
+
+
+def test_worker_killed_and_restarted_mid_run_loses_and_doubles_nobody(topology):
+    count = 150
+    event_id = create_event(topology)
+    offset = 200  # other users than the first test's
+
+    async def scenario():
+        fans = [Fan(topology, i, event_id, *topology.fans[offset + i]) for i in range(count)]
+        await open_all(fans, concurrency=50)
+        set_paused(topology, event_id, False)
+        closers = [asyncio.ensure_future(fan.until_closed(timeout=120)) for fan in fans]
+        while sum(bool(fan.of_type("admitted")) for fan in fans) < count // 3:
+            await asyncio.sleep(0.05)
+        topology.processes["worker"].kill(signal.SIGKILL)
+        await asyncio.sleep(2)
+        topology.start("worker")
+        await asyncio.gather(*closers)
+        return fans
+
+    fans = asyncio.run(scenario())
+    per_fan = Counter(len(fan.of_type("admitted")) for fan in fans)
+    _, stats = http_json("GET", f"{topology.base()}/api/events/{event_id}/queue/stats/", token=topology.staff_token)
+    assert per_fan == Counter({1: count}), f"{per_fan} {stats}\n{topology.logs()}"
+    rows = ledger(topology, event_id)
+    assert len(rows) == count and len({row[0] for row in rows}) == count
+    assert {m["token"] for fan in fans for m in fan.of_type("admitted")} == {
+        t for (t,) in topology.sql("SELECT token FROM queues_admission WHERE event_id = %s", event_id)}
+    assert (stats["waiting"], stats["admitted_total"], stats["live_admissions"]) == (0, count, count)
+
+
+def test_a_burst_of_a_thousand_simultaneous_sockets_is_served(topology):
+    event_id = create_event(topology)
+
+    async def scenario():
+        fans = [Fan(topology, i, event_id, *topology.fans[i]) for i in range(FANS)]
+        queued = await open_all(fans, concurrency=FANS)  # all at once, half on each Daphne
+        await asyncio.gather(*(fan.ws.close() for fan in fans))
+        return queued
+
+    started = time.monotonic()
+    queued = asyncio.run(scenario())
+    assert [q["type"] for q in queued] == ["queued"] * FANS
+    assert sorted(q["ticket"] for q in queued) == list(range(1, FANS + 1))
+    assert time.monotonic() - started < 120
+    for name in ("web1", "web2"):
+        log = topology.processes[name].log()
+        assert "MaxConnectionsError" not in log and "Traceback" not in log, log[-3000:]
+
+
+def test_redis_settings_survive_the_blocking_read(topology):
+    """A socket idle longer than redis-py's default 5 s timeout keeps receiving (socket_timeout: None)."""
+    event_id = create_event(topology)
+
+    async def scenario():
+        fan = Fan(topology, 0, event_id, *topology.fans[0])
+        await fan.open()
+        await asyncio.sleep(7)
+        await fan.ws.send('{"type": "ping"}')
+        reply = await fan.next()
+        await fan.ws.close()
+        return reply
+
+    assert asyncio.run(scenario())["type"] in {"pong", "progress"}
+    assert os.environ.get("CI") is None or True

@@ -1,0 +1,110 @@
+"""The production topology as real processes: PostgreSQL, Redis, the Procfile's Daphnes, worker and beat."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import redis
+
+from queues.tokens import generate_private_pem
+
+from .servers import ROOT, Process, base_env, free_port, manage, wait_http
+
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_DB_URL = "redis://127.0.0.1:6379/7"  # this suite's own Redis database: broker, store, channel layer
+
+SEED = """
+import json
+from django.contrib.auth import get_user_model
+from rest_framework_simplejwt.tokens import AccessToken
+User = get_user_model()
+staff = User.objects.create_user("operator", password="operator-pw-1", is_staff=True)
+User.objects.bulk_create([User(username=f"fan{i:05d}") for i in range(FAN_COUNT)])
+fans = User.objects.filter(username__startswith="fan").order_by("username")
+print(json.dumps({"staff": str(AccessToken.for_user(staff)),
+                  "fans": [[u.id, str(AccessToken.for_user(u))] for u in fans]}))
+"""
+
+
+def procfile_commands() -> dict[str, str]:
+    commands = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            commands[name.strip()] = command.strip()
+    return commands
+
+
+@dataclass
+class Topology:
+    env: dict
+    ports: list[int]
+    log_dir: Path
+    database_url: str
+    staff_token: str
+    fans: list[tuple[int, str]]  # (user id, access token)
+    name: str = ""
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    def start(self, name: str, command_name: str | None = None) -> Process:
+        command = procfile_commands()[command_name or name]
+        self.processes[name] = Process(name, ["bash", "-c", command], self.env, self.log_dir)
+        return self.processes[name]
+
+    def base(self, index: int = 0) -> str:
+        return f"http://127.0.0.1:{self.ports[index % len(self.ports)]}"
+
+    def ws(self, index: int, event_id: int, token: str) -> str:
+        return f"ws://127.0.0.1:{self.ports[index % len(self.ports)]}/ws/events/{event_id}/queue/?token={token}"
+
+    def sql(self, query: str, *params) -> list[tuple]:
+        with psycopg.connect(self.database_url) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name}\n{proc.log()[-4000:]}" for name, proc in self.processes.items())
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            proc.stop()
+
+
+def start_topology(tmp: Path, fans: int) -> Topology:
+    name = f"qms_e2e_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    redis.Redis.from_url(REDIS_DB_URL).flushdb()
+    key_file = tmp / "signing-key.pem"
+    key_file.write_text(generate_private_pem())
+    ports = [free_port(), free_port()]
+    database_url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    env = base_env(
+        DATABASE_URL=database_url, QMS_REDIS_URL=REDIS_DB_URL, QMS_KEY_PREFIX=f"qms-e2e-{name}",
+        QMS_SIGNING_KEY_FILE=str(key_file), QMS_WEB1_PORT=str(ports[0]), QMS_WEB2_PORT=str(ports[1]),
+        QMS_BEAT_SCHEDULE_FILE=str(tmp / "celerybeat-schedule"), DATABASE_CONN_MAX_AGE="0",
+    )
+    topology = Topology(env, ports, tmp, database_url, "", [], name=name)
+    try:
+        manage("migrate", "--noinput", "-v0", env=env)
+        seeded = json.loads(manage("shell", "-c", SEED.replace("FAN_COUNT", str(fans)), env=env).splitlines()[-1])
+        topology.staff_token, topology.fans = seeded["staff"], [tuple(fan) for fan in seeded["fans"]]
+        for process in ("web1", "web2", "worker", "beat"):
+            topology.start(process)
+        for index in range(2):
+            wait_http(f"{topology.base(index)}/healthz", timeout=40,
+                      process=topology.processes[f"web{index + 1}"])
+    except Exception:
+        stop_topology(topology)
+        raise
+    return topology
+
+
+def stop_topology(topology: Topology) -> None:
+    topology.stop()
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {topology.name} WITH (FORCE)")
+    redis.Redis.from_url(REDIS_DB_URL).flushdb()
