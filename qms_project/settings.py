@@ -175,6 +175,8 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
+# One queue per deployment prefix: two deployments may share a Redis database.
+CELERY_TASK_DEFAULT_QUEUE = f"{QMS_KEY_PREFIX}.celery"
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_BEAT_SCHEDULE = {
     "admission-ticks": {"task": "queues.tasks.schedule_ticks", "schedule": QMS_TICK_SECONDS},

@@ -50,6 +50,7 @@ def admitted_message(event: Event, admission: Admission) -> dict:
         "token": admission.token,
         "expires_at": _iso(admission.expires_at),
         "redirect_url": redirect_url(event, admission.token),
+        "issued_at": round(admission.issued_at.timestamp(), 3),  # when the tick decided (latency, debugging)
     }
 
 

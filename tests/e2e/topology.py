@@ -15,7 +15,9 @@ from queues.tokens import generate_private_pem
 from .servers import ROOT, Process, base_env, free_port, manage, wait_http
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-REDIS_DB_URL = "redis://127.0.0.1:6379/7"  # this suite's own Redis database: broker, store, channel layer
+# Broker, store and channel layer; every key and the Celery queue carry the topology's own prefix,
+# so two test runs at once do not meet.
+REDIS_DB_URL = "redis://127.0.0.1:6379/7"
 
 SEED = """
 import json
@@ -77,7 +79,6 @@ def start_topology(tmp: Path, fans: int) -> Topology:
     name = f"qms_e2e_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    redis.Redis.from_url(REDIS_DB_URL).flushdb()
     key_file = tmp / "signing-key.pem"
     key_file.write_text(generate_private_pem())
     ports = [free_port(), free_port()]
@@ -107,4 +108,6 @@ def stop_topology(topology: Topology) -> None:
     topology.stop()
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {topology.name} WITH (FORCE)")
-    redis.Redis.from_url(REDIS_DB_URL).flushdb()
+    client = redis.Redis.from_url(REDIS_DB_URL)
+    for key in client.scan_iter(f"{topology.env['QMS_KEY_PREFIX']}*", count=1000):
+        client.delete(key)
