@@ -27,8 +27,9 @@ def desk(qms) -> ReservationDesk:
     desk.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """Chromium for this package only: the sync API's event loop must be gone before other tests run asyncio."""
     if not Path(CHROMIUM).exists():
         require_service("Chromium at " + CHROMIUM, FileNotFoundError(CHROMIUM))  # fails in CI
     from playwright.sync_api import expect, sync_playwright
