@@ -137,6 +137,9 @@ if QMS_REDIS_URL:
                 ],
                 "prefix": f"{QMS_KEY_PREFIX}:asgi",
                 "capacity": 1000,
+                # All sockets of one Daphne process share one Redis list: during a storm its
+                # backlog is thousands deep, and a full list silently drops messages.
+                "channel_capacity": {"specific.*": 100000},
                 "expiry": 60,
                 "group_expiry": 86400,
             },

@@ -11,19 +11,16 @@ import os
 import signal
 import time
 from collections import Counter
-from datetime import UTC, datetime
 
 import jwt
 import psycopg
 import pytest
 import redis
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import require_service
 
 from .servers import http_json
-from .topology import ADMIN_DSN, REDIS_DB_URL, start_topology, stop_topology
+from .topology import ADMIN_DSN, REDIS_DB_URL, Fan, open_all, start_topology, stop_topology
 
 pytestmark = pytest.mark.e2e
 
@@ -46,65 +43,6 @@ def topology(tmp_path_factory):
         stop_topology(started)
 
 
-def create_event(topology, **fields) -> int:
-    body = {"name": f"E2E {time.monotonic_ns()}", "reservation_url": "https://tickets.example/reserve",
-            "sale_starts_at": datetime.now(UTC).isoformat(), "paused": True, "max_active": 100000,
-            "admit_per_minute": RATE_PER_MINUTE, **fields}
-    status, event = http_json("POST", f"{topology.base()}/api/events/", body, topology.staff_token)
-    assert status == 201, event
-    return event["id"]
-
-
-def set_paused(topology, event_id: int, paused: bool) -> None:
-    status, body = http_json("PATCH", f"{topology.base(1)}/api/events/{event_id}/", {"paused": paused},
-                             topology.staff_token)
-    assert status == 200, body
-
-
-class Fan:
-    """One fan's socket: connect, read `queued`, then everything until the server closes it."""
-
-    def __init__(self, topology, index: int, event_id: int, user_id: int, token: str, server: int | None = None):
-        self.url = topology.ws(index if server is None else server, event_id, token)
-        self.user_id = user_id
-        self.messages: list[dict] = []
-        self.close_code: int | None = None
-        self.ws = None
-
-    async def open(self) -> dict:
-        self.ws = await connect(self.url, proxy=None, compression=None, open_timeout=30, max_queue=None)
-        return await self.next()
-
-    async def next(self) -> dict:
-        import json
-
-        message = json.loads(await self.ws.recv())
-        self.messages.append(message)
-        return message
-
-    async def until_closed(self, timeout: float) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    await self.next()
-        except (ConnectionClosed, TimeoutError):
-            pass  # a timeout shows as a missing `admitted` and close code in the assertions
-        self.close_code = self.ws.close_code
-
-    def of_type(self, kind: str) -> list[dict]:
-        return [m for m in self.messages if m["type"] == kind]
-
-
-async def open_all(fans: list[Fan], concurrency: int) -> list[dict]:
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(fan: Fan) -> dict:
-        async with gate:
-            return await fan.open()
-
-    return await asyncio.gather(*(one(fan) for fan in fans))
-
-
 def jwks_keys(topology) -> dict:
     _, document = http_json("GET", f"{topology.base(1)}/.well-known/jwks.json")
     return {key["kid"]: jwt.PyJWK(key) for key in document["keys"]}
@@ -117,7 +55,7 @@ def ledger(topology, event_id: int) -> list[tuple]:
 
 def test_fans_across_two_daphnes_are_admitted_once_in_ticket_order_at_the_rate(topology):
     count = 200
-    event_id = create_event(topology)
+    event_id = topology.create_event(admit_per_minute=RATE_PER_MINUTE)
 
     async def scenario():
         fans = [Fan(topology, i, event_id, *topology.fans[i]) for i in range(count)]
@@ -128,7 +66,7 @@ def test_fans_across_two_daphnes_are_admitted_once_in_ticket_order_at_the_rate(t
         await fans[0].until_closed(timeout=10)
         superseded = fans[0]
         fans[0] = second
-        set_paused(topology, event_id, False)
+        topology.set_paused(event_id, False)
         await asyncio.gather(*(fan.until_closed(timeout=90) for fan in fans))
         return fans, queued, superseded, again
 
@@ -163,13 +101,13 @@ def test_fans_across_two_daphnes_are_admitted_once_in_ticket_order_at_the_rate(t
 
 def test_worker_killed_and_restarted_mid_run_loses_and_doubles_nobody(topology):
     count = 150
-    event_id = create_event(topology)
+    event_id = topology.create_event(admit_per_minute=RATE_PER_MINUTE)
     offset = 200  # other users than the first test's
 
     async def scenario():
         fans = [Fan(topology, i, event_id, *topology.fans[offset + i]) for i in range(count)]
         await open_all(fans, concurrency=50)
-        set_paused(topology, event_id, False)
+        topology.set_paused(event_id, False)
         closers = [asyncio.ensure_future(fan.until_closed(timeout=120)) for fan in fans]
         while sum(bool(fan.of_type("admitted")) for fan in fans) < count // 3:
             await asyncio.sleep(0.05)
@@ -191,7 +129,7 @@ def test_worker_killed_and_restarted_mid_run_loses_and_doubles_nobody(topology):
 
 
 def test_a_burst_of_a_thousand_simultaneous_sockets_is_served(topology):
-    event_id = create_event(topology)
+    event_id = topology.create_event(admit_per_minute=RATE_PER_MINUTE)
 
     async def scenario():
         fans = [Fan(topology, i, event_id, *topology.fans[i]) for i in range(FANS)]
@@ -211,7 +149,7 @@ def test_a_burst_of_a_thousand_simultaneous_sockets_is_served(topology):
 
 def test_redis_settings_survive_the_blocking_read(topology):
     """A socket idle longer than redis-py's default 5 s timeout keeps receiving (socket_timeout: None)."""
-    event_id = create_event(topology)
+    event_id = topology.create_event(admit_per_minute=RATE_PER_MINUTE)
 
     async def scenario():
         fan = Fan(topology, 0, event_id, *topology.fans[0])

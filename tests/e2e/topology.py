@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import redis
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from queues.tokens import generate_private_pem
 
-from .servers import ROOT, Process, base_env, free_port, manage, wait_http
+from .servers import ROOT, Process, base_env, free_port, http_json, manage, wait_http
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Broker, store and channel layer; every key and the Celery queue carry the topology's own prefix,
@@ -63,6 +68,19 @@ class Topology:
     def ws(self, index: int, event_id: int, token: str) -> str:
         return f"ws://127.0.0.1:{self.ports[index % len(self.ports)]}/ws/events/{event_id}/queue/?token={token}"
 
+    def create_event(self, **fields) -> int:
+        """A new event over the staff API (paused, sale open, large max_active unless told otherwise)."""
+        body = {"name": f"E2E {time.monotonic_ns()}", "reservation_url": "https://tickets.example/reserve",
+                "sale_starts_at": datetime.now(UTC).isoformat(), "paused": True, "max_active": 100000, **fields}
+        status, event = http_json("POST", f"{self.base()}/api/events/", body, self.staff_token)
+        assert status == 201, event
+        return event["id"]
+
+    def set_paused(self, event_id: int, paused: bool) -> None:
+        status, body = http_json("PATCH", f"{self.base(1)}/api/events/{event_id}/", {"paused": paused},
+                                 self.staff_token)
+        assert status == 200, body
+
     def sql(self, query: str, *params) -> list[tuple]:
         with psycopg.connect(self.database_url) as conn:
             return conn.execute(query, params).fetchall()
@@ -111,3 +129,47 @@ def stop_topology(topology: Topology) -> None:
     client = redis.Redis.from_url(REDIS_DB_URL)
     for key in client.scan_iter(f"{topology.env['QMS_KEY_PREFIX']}*", count=1000):
         client.delete(key)
+
+
+class Fan:
+    """One fan's socket: connect, read `queued`, then everything until the server closes it."""
+
+    def __init__(self, topology, index: int, event_id: int, user_id: int, token: str, server: int | None = None):
+        self.url = topology.ws(index if server is None else server, event_id, token)
+        self.user_id = user_id
+        self.messages: list[dict] = []
+        self.close_code: int | None = None
+        self.ws = None
+
+    async def open(self) -> dict:
+        self.ws = await connect(self.url, proxy=None, compression=None, open_timeout=30, max_queue=None)
+        return await self.next()
+
+    async def next(self) -> dict:
+        raw = await self.ws.recv()
+        message = json.loads(raw)
+        message["received_at"] = time.time()
+        self.messages.append(message)
+        return message
+
+    async def until_closed(self, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    await self.next()
+        except (ConnectionClosed, TimeoutError):
+            pass  # a timeout shows as a missing `admitted` and close code in the assertions
+        self.close_code = self.ws.close_code
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [m for m in self.messages if m["type"] == kind]
+
+
+async def open_all(fans: list[Fan], concurrency: int) -> list[dict]:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(fan: Fan) -> dict:
+        async with gate:
+            return await fan.open()
+
+    return await asyncio.gather(*(one(fan) for fan in fans))
