@@ -168,6 +168,15 @@ if not QMS_SIGNING_KEY and QMS_SIGNING_KEY_FILE:
 QMS_EXTRA_VERIFICATION_KEYS = os.environ.get("QMS_EXTRA_VERIFICATION_KEYS", "")
 QMS_TOKEN_ISSUER = os.environ.get("QMS_TOKEN_ISSUER", "qms")
 QMS_TOKEN_AUDIENCE = os.environ.get("QMS_TOKEN_AUDIENCE", "reservation")
+# A key directory shared by every process (docs/DEPLOYMENT.md, "Key rotation"): the signing key, the
+# next one (already published) and retired public keys; `manage.py qms_rotate_key` rotates it.
+QMS_SIGNING_KEY_DIR = os.environ.get("QMS_SIGNING_KEY_DIR", "")
+
+# --- operations ----------------------------------------------------------------
+
+# Set in every process (Daphne, Celery) to one emptied directory: /metrics then adds up all of them.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+QMS_LOG_FORMAT = os.environ.get("QMS_LOG_FORMAT", "plain")  # "json": one JSON object per line
 
 # --- Celery ------------------------------------------------------------------
 
@@ -220,8 +229,12 @@ SIMPLE_JWT = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"()": "queues.logs.KeyValueFormatter", "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "queues.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "formatter": "json" if QMS_LOG_FORMAT == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("QMS_LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}},
 }

@@ -29,6 +29,8 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path(".well-known/jwks.json", views.jwks, name="jwks"),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
+    path("metrics", views.prometheus_metrics, name="metrics"),
     path("", pages.landing, name="landing"),
     path("events/<int:event_id>/waiting-room/", pages.waiting_room, name="waiting-room"),
     path("demo/reservation/", pages.demo_reservation, name="demo-reservation"),

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from events.models import Event
 
-from . import tokens
+from . import metrics, tokens
 from .models import Admission
 from .store import get_store
 from .store.base import ADMITTED, PENDING, Popped
@@ -134,7 +134,8 @@ def join(event: Event, user) -> QueueStatus:
     prequeue = event.queue_enabled and not event.sale_open()
     place = store.join(event.id, user.id, prequeue_key=prequeue_rng.random() if prequeue else None, now=_now())
     if place.created:
-        logger.info("join event=%s user=%s ticket=%s", event.id, user.id, place.ticket)
+        logger.info("join", extra={"event_id": event.id, "user_id": user.id, "ticket": place.ticket})
+        metrics.count_join(event.id)
     if place.state != ADMITTED and _may_admit_on_join(event, place):
         tick(event)  # nobody ahead and room: admitted now by the same tick, spending the same rate budget
         return status(event, user) or _status_from_place(event, place)
@@ -169,7 +170,7 @@ def leave(event: Event, user) -> bool:
     """Give up the place. False if the fan was not waiting."""
     left = get_store().leave(event.id, user.id)
     if left:
-        logger.info("leave event=%s user=%s", event.id, user.id)
+        logger.info("leave", extra={"event_id": event.id, "user_id": user.id})
     return left
 
 
@@ -224,7 +225,8 @@ def _recover_pending(event: Event, pending: dict[int, tuple[int, float]]) -> lis
     rows = _ledger_rows(event, popped)
     written = {row.user_id for row in rows}
     get_store().requeue(event.id, sorted(set(pending) - written))
-    logger.warning("recovered event=%s resent=%s requeued=%s", event.id, len(written), len(pending) - len(written))
+    logger.warning("recovered", extra={"event_id": event.id, "resent": len(written),
+                                       "requeued": len(pending) - len(written)})
     return rows
 
 
@@ -262,6 +264,7 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
         if time.monotonic() >= deadline:
             return TickResult(ran=False)
         time.sleep(0.05)
+    started = time.perf_counter()
     try:
         snapshot = store.snapshot(event.id)
         admitted = _recover_pending(event, snapshot.pending)
@@ -275,10 +278,13 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
             now = _now()
             batch = store.admit_batch(event.id, limit=free, rate_per_second=rate, burst=burst, now=now,
                                       abandon_before=now - settings.QMS_ABANDON_GRACE_SECONDS)
-            admitted += _issue(event, batch.admitted)
+            issued = _issue(event, batch.admitted)
+            metrics.count_admissions(event.id, len(issued))
+            admitted += issued
             waiting, served, abandoned = batch.waiting, batch.served, batch.abandoned
             for row in admitted:
-                logger.info("admit event=%s user=%s ticket=%s jti=%s", event.id, row.user_id, row.ticket, row.jti)
+                logger.info("admit", extra={"event_id": event.id, "user_id": row.user_id, "ticket": row.ticket,
+                                            "jti": row.jti})
         result = TickResult(ran=True, admitted=admitted, abandoned=abandoned,
                             progress=progress_message(event, waiting, served, snapshot.observed_rate))
         if publish:
@@ -289,6 +295,7 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
         return result
     finally:
         store.release_lease(event.id, owner)
+        metrics.observe_tick(time.perf_counter() - started)
 
 
 def tick_events():
@@ -320,6 +327,7 @@ def stats(event: Event) -> dict:
     }
 
 
+@metrics.counts_token_verification
 def verify(token: str, *, redeem: bool, event_id: int | None = None) -> tuple[dict, Admission]:
     """Verify a token against the keys and the ledger; redeem it once if asked.
 
@@ -337,7 +345,8 @@ def verify(token: str, *, redeem: bool, event_id: int | None = None) -> tuple[di
         if not updated:
             raise tokens.TokenError("token_already_redeemed", "The token was already redeemed.")
         admission.redeemed_at = now
-        logger.info("redeem event=%s user=%s jti=%s", admission.event_id, admission.user_id, admission.jti)
+        logger.info("redeem", extra={"event_id": admission.event_id, "user_id": admission.user_id,
+                                     "jti": admission.jti})
     return claims, admission
 
 
@@ -352,7 +361,8 @@ def release(token: str) -> tuple[Admission, bool]:
     admission.refresh_from_db()
     get_store().forget(admission.event_id, admission.user_id, admission.ticket)
     if released:
-        logger.info("release event=%s user=%s jti=%s", admission.event_id, admission.user_id, admission.jti)
+        logger.info("release", extra={"event_id": admission.event_id, "user_id": admission.user_id,
+                                      "jti": admission.jti})
     return admission, released
 
 
@@ -360,8 +370,8 @@ def release(token: str) -> tuple[Admission, bool]:
 
 
 def _log_action(action: str, event: Event, actor, **details) -> None:
-    extra = " ".join(f"{key}={value}" for key, value in details.items())
-    logger.info("operator action=%s event=%s actor=%s %s", action, event.id, getattr(actor, "pk", None), extra)
+    logger.info("operator action", extra={"action": action, "event_id": event.id,
+                                          "actor_id": getattr(actor, "pk", None), **details})
 
 
 def set_paused(event: Event, paused: bool, actor=None) -> Event:

@@ -19,7 +19,7 @@ from django.http.request import split_domain_port, validate_host
 
 from events.models import Event
 
-from . import admission
+from . import admission, metrics
 from .auth import JWT_SUBPROTOCOL
 from .notify import admitted_message, event_group, fan_group, queued_message
 from .store import get_store
@@ -56,10 +56,13 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
     joined_groups: tuple[str, ...] = ()
     finished = False  # admitted, left or superseded: no grace clock on close
     closing = False  # we sent the close: group events still queued for us are dropped
+    counted_open = False  # counted in the open-sockets gauge, so counted out on disconnect
 
     async def connect(self):
         subprotocol = JWT_SUBPROTOCOL if JWT_SUBPROTOCOL in (self.scope.get("subprotocols") or []) else None
         await self.accept(subprotocol)
+        metrics.OPEN_WEBSOCKETS.inc()
+        self.counted_open = True
         if not origin_allowed(self.scope):
             return await self.refuse("origin_refused", "This origin may not open the queue.", CLOSE_ORIGIN_REFUSED)
         user = self.scope.get("user")
@@ -112,6 +115,9 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         await self.close(close_code)
 
     async def disconnect(self, close_code):
+        if self.counted_open:
+            metrics.OPEN_WEBSOCKETS.dec()
+            self.counted_open = False
         for group in self.joined_groups:
             await self.channel_layer.group_discard(group, self.channel_name)
         if self.event is not None and not self.finished:
@@ -179,5 +185,7 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         if message["by"] == self.channel_name or self.closing:
             return
         self.finished = True
+        logger.info("supersede", extra={"event_id": self.scope["url_route"]["kwargs"]["event_id"],
+                                        "user_id": self.user.id})
         await self.forward({"type": "superseded", "detail": "This queue is open on another device."})
         await self.close(CLOSE_SUPERSEDED)
