@@ -85,7 +85,8 @@ async def measure(url: str, size: int, repeat: int) -> dict:
             await sender.group_send(f"fan.1.{i}", PROGRESS)
 
     results = {}
-    for name, work, runs in (("event_group", one_broadcast, repeat), ("per_fan_baseline", per_fan, max(1, repeat // 2))):
+    plans = (("event_group", one_broadcast, repeat), ("per_fan_baseline", per_fan, max(1, repeat // 2)))
+    for name, work, runs in plans:
         walls, trips, commands = [], [], []
         for _ in range(runs):
             RoundTrips.count = 0

@@ -25,6 +25,17 @@ def _env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = _env_bool("DJANGO_DEBUG", False)
+# Served over HTTPS (behind a TLS-terminating proxy): secure cookies, HSTS, redirect.
+# `manage.py check --deploy` passes with DJANGO_SECURE=1 and a real DJANGO_SECRET_KEY.
+if _env_bool("DJANGO_SECURE", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "qms-embedded-insecure-secret-key-change-me-in-production-0123456789")
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
@@ -88,6 +99,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("DJANGO_TEST_SQLITE_NAME", "")}
 
+if os.environ.get("DJANGO_TEST_DATABASE_NAME"):  # lets two test runs share one PostgreSQL server
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["DJANGO_TEST_DATABASE_NAME"]}
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -146,10 +160,14 @@ if QMS_REDIS_URL:
         }
     }
     CELERY_BROKER_URL = QMS_REDIS_URL
+    # Shared by every process: DRF throttles count across all Daphnes.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": QMS_REDIS_URL,
+                          "KEY_PREFIX": f"{QMS_KEY_PREFIX}:cache"}}
 else:
     QMS_STORE = {"BACKEND": "queues.store.memory.MemoryQueueStore"}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     CELERY_BROKER_URL = "memory://"
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Run the admission tick inside the server process (embedded default) or
 # leave it to Celery beat (production).
@@ -206,6 +224,13 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "queues.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # Bot defence: joins per user and per address, logins per address (429 with Retry-After).
+    "DEFAULT_THROTTLE_RATES": {
+        "join_user": os.environ.get("QMS_JOIN_RATE_PER_USER", "30/min"),
+        "join_ip": os.environ.get("QMS_JOIN_RATE_PER_IP", "600/min"),
+        "login_ip": os.environ.get("QMS_LOGIN_RATE_PER_IP", "30/min"),
+    },
+    "NUM_PROXIES": int(os.environ["QMS_NUM_PROXIES"]) if os.environ.get("QMS_NUM_PROXIES") else None,
 }
 
 SPECTACULAR_SETTINGS = {

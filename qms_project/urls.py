@@ -8,6 +8,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from events.views import EventViewSet
 from queues import operations_api, pages, views
+from queues.throttles import LoginPerAddressThrottle
 
 router = DefaultRouter()
 router.register("events", EventViewSet, basename="event")
@@ -15,7 +16,8 @@ router.register("events", EventViewSet, basename="event")
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("api/auth/token/", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("api/auth/token/", TokenObtainPairView.as_view(throttle_classes=[LoginPerAddressThrottle]),
+         name="token-obtain"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("api/events/<int:event_id>/queue/pause/", operations_api.PauseQueueView.as_view(), name="queue-pause"),
     path("api/events/<int:event_id>/queue/resume/", operations_api.ResumeQueueView.as_view(), name="queue-resume"),

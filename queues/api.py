@@ -20,9 +20,10 @@ from .serializers import (
     VerifyRequestSerializer,
     VerifyResponseSerializer,
 )
+from .throttles import JoinPerAddressThrottle, JoinPerUserThrottle
 from .tokens import TokenError
 
-ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409)}
+ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409, 429)}
 
 
 def get_event(event_id: int) -> Event:
@@ -34,6 +35,11 @@ def get_event(event_id: int) -> Event:
 
 class QueueView(APIView):
     """Join the queue, read your place (or your admission token), leave."""
+
+    def get_throttles(self):
+        if self.request.method == "POST":
+            return [JoinPerUserThrottle(), JoinPerAddressThrottle()]
+        return []
 
     @extend_schema(request=None, responses={200: QueueStatusSerializer, 201: QueueStatusSerializer, **ERRORS})
     def post(self, request, event_id: int):

@@ -121,3 +121,11 @@ def realtime(request, settings):
     reset_store_cache()
     yield request.param
     reset_store_cache()
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttles():
+    """Throttle counters live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()

@@ -255,3 +255,18 @@ async def test_first_in_line_on_an_open_event_is_admitted_on_connect(realtime, m
     comm, message = await open_socket(event.id, logged_in[0])
     assert message["type"] == "admitted"
     assert await closed_with(comm) == CLOSE_ADMITTED
+
+
+async def test_api_and_socket_share_one_ticket(realtime, waiting_event, fans, logged_in):
+    from rest_framework.test import APIClient
+
+    def join_over_http():
+        client = APIClient()
+        client.force_authenticate(fans[0])
+        return client.post(f"/api/events/{waiting_event.id}/queue/").json()
+
+    over_http = await database_sync_to_async(join_over_http)()
+    comm, over_socket = await open_socket(waiting_event.id, logged_in[0])
+    assert over_socket["ticket"] == over_http["ticket"]
+    assert over_socket["waiting"] == 1
+    await comm.disconnect()

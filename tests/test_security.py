@@ -1,0 +1,77 @@
+"""Queue abuse and deployment security: throttles, one ticket per user, CSRF, staff-only, check --deploy."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+
+import pytest
+from django.conf import settings as django_settings
+from rest_framework.test import APIClient
+
+from .e2e.servers import PYTHON, ROOT, base_env
+
+pytestmark = pytest.mark.django_db
+
+
+def rate_count(scope: str) -> int:
+    return int(django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope].split("/")[0])
+
+
+def test_joins_are_throttled_per_user_with_retry_after(store, make_event, make_user):
+    event = make_event(paused=True)
+    client = APIClient()
+    client.force_authenticate(make_user())
+    statuses = [client.post(f"/api/events/{event.id}/queue/").status_code for _ in range(rate_count("join_user"))]
+    assert set(statuses) <= {200, 201}
+    refused = client.post(f"/api/events/{event.id}/queue/")
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "throttled"
+    assert int(refused["Retry-After"]) > 0
+    other = APIClient()
+    other.force_authenticate(make_user())
+    assert other.post(f"/api/events/{event.id}/queue/").status_code == 201  # another fan is not held back
+
+
+def test_logins_are_throttled_per_address(make_user):
+    user = make_user()
+    client = APIClient()
+    for _ in range(rate_count("login_ip")):
+        client.post("/api/auth/token/", {"username": user.username, "password": "wrong"}, format="json")
+    refused = client.post("/api/auth/token/", {"username": user.username, "password": "pw-123456"}, format="json")
+    assert refused.status_code == 429 and "Retry-After" in refused
+
+
+def test_page_session_join_needs_the_csrf_token(store, make_event, make_user):
+    event = make_event(paused=True)
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(make_user())
+    refused = client.post(f"/api/events/{event.id}/queue/")
+    assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
+    assert "CSRF" in refused.json()["detail"]
+
+
+def test_staff_endpoints_refuse_fans(store, make_event, make_user):
+    event = make_event()
+    client = APIClient()
+    client.force_authenticate(make_user())
+    for path in (f"/api/events/{event.id}/queue/stats/", f"/api/events/{event.id}/queue/pause/"):
+        response = client.get(path) if path.endswith("stats/") else client.post(path)
+        assert (response.status_code, response.json()["code"]) == (403, "permission_denied"), path
+    assert client.patch(f"/api/events/{event.id}/", {"paused": True}, format="json").status_code == 403
+
+
+def test_production_settings_pass_check_deploy(tmp_path):
+    env = base_env(DJANGO_SECURE="1", DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+                   DJANGO_ALLOWED_HOSTS="queue.example.com", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    result = subprocess.run([PYTHON, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_embedded_defaults_do_not_pass_check_deploy(tmp_path):
+    """The check is real: without the production switches it fails."""
+    env = base_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    result = subprocess.run([PYTHON, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
