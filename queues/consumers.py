@@ -36,6 +36,7 @@ CLOSE_ORIGIN_REFUSED = 4403
 CLOSE_UNKNOWN_EVENT = 4404
 
 MAX_FRAME_BYTES = 4096
+CHECK_INTERVAL_SECONDS = 2.0  # at most one status pull per socket this often
 
 
 def origin_allowed(scope) -> bool:
@@ -56,6 +57,10 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
     joined_groups: tuple[str, ...] = ()
     finished = False  # admitted, left or superseded: no grace clock on close
     closing = False  # we sent the close: group events still queued for us are dropped
+    # The place as last known exactly (from `queued` or a status check), to follow `progress` with.
+    known_ahead: int | None = None
+    known_served: int = 0
+    last_check: float = 0.0
     counted_open = False  # counted in the open-sockets gauge, so counted out on disconnect
 
     async def connect(self):
@@ -88,6 +93,11 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             self.finished = True
             return await self.close(CLOSE_ADMITTED)
         await self.send_json(queued_message(status))
+        self.remember_place(status)
+
+    def remember_place(self, status) -> None:
+        self.known_ahead = status.ahead if status.state == "waiting" else None
+        self.known_served = status.served
 
     def _join(self, event_id: int):
         event = Event.objects.get(pk=event_id)
@@ -108,6 +118,10 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         except Exception as exc:  # the server's "send on a closed protocol": the disconnect is on its way
             logger.debug("dropped %s for a closed socket: %s", message.get("type"), exc)
             self.closing = True
+
+    def _status(self):
+        event = Event.objects.get(pk=self.event.pk)  # fresh: the operator may have opened or paused it
+        return event, admission.status(event, self.user)
 
     async def refuse(self, code: str, detail: str, close_code: int):
         self.finished = True
@@ -166,7 +180,44 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         await self.close(CLOSE_ADMITTED)
 
     async def queue_progress(self, message):
-        await self.forward(message["message"])
+        progress = message["message"]
+        await self.forward(progress)
+        if self.turn_may_have_come(progress):
+            await self.check_admission()
+
+    def turn_may_have_come(self, progress: dict) -> bool:
+        """From the broadcast alone: is this fan at the front, or is what we know of the place stale?
+
+        Only fans near the head (or whose place is unknown since the opening) ask,
+        so the check costs O(admitted per tick), not O(waiting).
+        """
+        if self.closing or time.monotonic() - self.last_check < CHECK_INTERVAL_SECONDS:
+            return False
+        if self.known_ahead is None:
+            return bool(progress.get("sale_open"))  # the pre-queue order was just drawn
+        ahead_now = self.known_ahead - (progress["serving"] - self.known_served)
+        return ahead_now <= 0 or progress["waiting"] <= ahead_now
+
+    async def check_admission(self) -> None:
+        """Pull the fan's status: the `admitted` push may have been lost by the channel layer.
+
+        channels_redis can drop a message when another consumer's receive is
+        cancelled mid-BZPOPMIN (channels_redis#366); the ledger cannot lose it,
+        so a fan whose turn has come reads it from there.
+        """
+        self.last_check = time.monotonic()
+        self.event, status = await database_sync_to_async(self._status, thread_sensitive=False)()
+        if status is None or self.closing:
+            return
+        if status.state == "admitted":
+            self.finished = True
+            await self.forward(admitted_message(self.event, status.admission))
+            await self.close(CLOSE_ADMITTED)
+        elif status.state == "waiting":
+            moved = status.ahead != self.known_ahead
+            self.remember_place(status)
+            if moved:
+                await self.forward(queued_message(status))  # the exact place, to re-anchor the client
 
     async def queue_paused(self, message):
         await self.forward(message["message"])

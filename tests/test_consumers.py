@@ -270,3 +270,43 @@ async def test_api_and_socket_share_one_ticket(realtime, waiting_event, fans, lo
     assert over_socket["ticket"] == over_http["ticket"]
     assert over_socket["waiting"] == 1
     await comm.disconnect()
+
+
+async def test_a_lost_admitted_push_is_recovered_from_the_ledger(realtime, waiting_event, logged_in):
+    from channels.layers import get_channel_layer
+
+    from queues.notify import event_group
+
+    comm, queued = await open_socket(waiting_event.id, logged_in[0])
+    await database_sync_to_async(Event.objects.filter(pk=waiting_event.pk).update)(paused=False)
+    await database_sync_to_async(waiting_event.refresh_from_db)()
+    # The tick admits the fan but its `admitted` push never arrives (as when the channel layer drops it).
+    result = await database_sync_to_async(admission.tick)(waiting_event, publish=False)
+    assert len(result.admitted) == 1
+    await get_channel_layer().group_send(event_group(waiting_event.id),
+                                         {"type": "queue.progress", "message": result.progress})
+    assert (await comm.receive_json_from(timeout=5))["type"] == "progress"
+    recovered = await comm.receive_json_from(timeout=5)
+    assert recovered["type"] == "admitted" and recovered["token"] == result.admitted[0].token
+    assert await closed_with(comm) == CLOSE_ADMITTED
+
+
+async def test_after_the_opening_the_socket_learns_its_drawn_place(realtime, make_event, logged_in):
+    from datetime import timedelta
+
+    from channels.layers import get_channel_layer
+    from django.utils import timezone
+
+    from queues.notify import event_group
+
+    event = await database_sync_to_async(make_event)(sale_starts_at=timezone.now() + timedelta(hours=1), paused=True)
+    comm, queued = await open_socket(event.id, logged_in[0])
+    assert (queued["state"], queued["position"]) == ("prequeue", None)
+    await database_sync_to_async(Event.objects.filter(pk=event.pk).update)(sale_starts_at=timezone.now())
+    await database_sync_to_async(event.refresh_from_db)()
+    result = await database_sync_to_async(admission.tick)(event, publish=False)
+    await get_channel_layer().group_send(event_group(event.id), {"type": "queue.progress", "message": result.progress})
+    assert (await comm.receive_json_from(timeout=5))["type"] == "progress"
+    placed = await comm.receive_json_from(timeout=5)
+    assert (placed["type"], placed["state"], placed["position"]) == ("queued", "waiting", 1)
+    await comm.disconnect()
