@@ -38,13 +38,14 @@ run: install
 # Production topology on this machine: PostgreSQL, Redis, 2 Daphne, a Celery worker, beat (Procfile).
 run-prod: install
 	mkdir -p var
+	rm -rf var/prometheus && mkdir var/prometheus  # /metrics adds up every process's files: start from none
 	test -s var/signing-key.pem || $(BIN)/python -c "from queues.tokens import generate_private_pem as g; print(g(), end='')" > var/signing-key.pem
 	psql "$(dir $(PROD_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(PROD_DATABASE_URL))'" | grep -q 1 \
 	  || psql "$(dir $(PROD_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(PROD_DATABASE_URL))"
 	DATABASE_URL=$(PROD_DATABASE_URL) QMS_REDIS_URL=$(PROD_REDIS_URL) $(BIN)/python manage.py migrate --noinput -v0
 	DATABASE_URL=$(PROD_DATABASE_URL) QMS_REDIS_URL=$(PROD_REDIS_URL) PORT=8001 $(BIN)/python manage.py seed_demo
 	DATABASE_URL=$(PROD_DATABASE_URL) QMS_REDIS_URL=$(PROD_REDIS_URL) QMS_SIGNING_KEY_FILE=var/signing-key.pem \
-	  exec $(BIN)/honcho start -f Procfile
+	  PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus exec $(BIN)/honcho start -f Procfile
 
 lint: install-dev
 	$(BIN)/ruff check .
