@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PROD_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/qms
 PROD_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: install install-dev browser run run-prod test lint bench
+.PHONY: install install-dev browser run run-prod test lint bench screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,5 +53,11 @@ lint: install-dev
 test: install-dev browser lint
 	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_CONN_MAX_AGE=0 QMS_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
 
+# Benchmarks (results in docs/PERFORMANCE.md); BENCH_SCALE=full runs the full-size scenarios.
 bench: install-dev
-	QMS_BENCH_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/store_scale.py
+	QMS_BENCH_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/store_scale.py $(if $(filter full,$(BENCH_SCALE)),,--sizes 1000 100000 --repeat 2)
+	QMS_BENCH_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/broadcast.py $(if $(filter full,$(BENCH_SCALE)),,--sizes 1000 10000 --repeat 3)
+	$(BIN)/python bench/admission_latency.py $(if $(filter full,$(BENCH_SCALE)),--fans 10000,--fans 1000)
+
+screenshots: install-dev browser
+	$(BIN)/python bench/screenshots.py
