@@ -151,21 +151,3 @@ def test_schema_and_docs_are_served():
                  "/api/events/{event_id}/queue/stats/", "/api/auth/token/"]:
         assert path in paths
     assert APIClient().get("/api/docs/").status_code == 200
-
-
-def test_healthz_checks_database_and_store(store):
-    response = APIClient().get("/healthz")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": True, "store": True}}
-
-
-def test_healthz_fails_when_the_store_is_unreachable(settings, db):
-    from queues.store import reset_store_cache
-
-    settings.QMS_STORE = {"BACKEND": "queues.store.redis.RedisQueueStore", "URL": "redis://127.0.0.1:1/0"}
-    reset_store_cache()
-    try:
-        response = APIClient().get("/healthz")
-    finally:
-        reset_store_cache()
-    assert response.status_code == 503 and response.json()["checks"]["store"] is False

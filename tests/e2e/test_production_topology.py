@@ -7,7 +7,6 @@ in Celery (beat every second, one task per event).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 from collections import Counter
@@ -19,7 +18,7 @@ import redis
 
 from tests.conftest import require_service
 
-from .servers import http_json
+from .servers import http_json, wait_http
 from .topology import ADMIN_DSN, REDIS_DB_URL, Fan, open_all, start_topology, stop_topology
 
 pytestmark = pytest.mark.e2e
@@ -164,4 +163,36 @@ def test_redis_settings_survive_the_blocking_read(topology):
         return reply
 
     assert asyncio.run(scenario())["type"] in {"pong", "progress"}
-    assert os.environ.get("CI") is None or True
+
+
+def test_a_daphne_killed_mid_queue_loses_nobody_their_place(topology):
+    """Fans on a killed Daphne reconnect to the other one, keep their tickets, and are admitted once."""
+    count = 60
+    offset = 350
+    event_id = topology.create_event(admit_per_minute=RATE_PER_MINUTE)
+
+    async def scenario():
+        fans = [Fan(topology, i, event_id, *topology.fans[offset + i]) for i in range(count)]
+        queued = await open_all(fans, concurrency=30)
+        topology.processes["web2"].kill(signal.SIGKILL)  # half the fans lose their server
+        on_web2 = [i for i in range(count) if i % 2 == 1]
+        await asyncio.gather(*(fans[i].until_closed(timeout=10) for i in on_web2))
+        moved = [Fan(topology, 0, event_id, *topology.fans[offset + i]) for i in on_web2]  # reconnect to web1
+        requeued = await open_all(moved, concurrency=30)
+        for i, fan in zip(on_web2, moved, strict=True):
+            fans[i] = fan
+        topology.set_paused(event_id, False, server=0)
+        await asyncio.gather(*(fan.until_closed(timeout=60) for fan in fans))
+        return fans, queued, requeued, on_web2
+
+    try:
+        fans, queued, requeued, on_web2 = asyncio.run(scenario())
+    finally:
+        wait_http(f"{topology.base(1)}/readyz", timeout=40, process=topology.start("web2"))
+    lost_places = sum(q["ticket"] != queued[i]["ticket"] for i, q in zip(on_web2, requeued, strict=True))
+    assert lost_places == 0
+    per_fan = Counter(len(fan.of_type("admitted")) for fan in fans)
+    assert per_fan == Counter({1: count}), f"{per_fan}\n{topology.logs()}"
+    rows = ledger(topology, event_id)
+    assert len(rows) == count and len({row[0] for row in rows}) == count
+    assert [row[1] for row in rows] == sorted(q["ticket"] for q in queued)

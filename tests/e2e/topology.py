@@ -76,8 +76,8 @@ class Topology:
         assert status == 201, event
         return event["id"]
 
-    def set_paused(self, event_id: int, paused: bool) -> None:
-        status, body = http_json("PATCH", f"{self.base(1)}/api/events/{event_id}/", {"paused": paused},
+    def set_paused(self, event_id: int, paused: bool, server: int = 1) -> None:
+        status, body = http_json("PATCH", f"{self.base(server)}/api/events/{event_id}/", {"paused": paused},
                                  self.staff_token)
         assert status == 200, body
 
@@ -105,7 +105,9 @@ def start_topology(tmp: Path, fans: int) -> Topology:
         DATABASE_URL=database_url, QMS_REDIS_URL=REDIS_DB_URL, QMS_KEY_PREFIX=f"qms-e2e-{name}",
         QMS_SIGNING_KEY_FILE=str(key_file), QMS_WEB1_PORT=str(ports[0]), QMS_WEB2_PORT=str(ports[1]),
         QMS_BEAT_SCHEDULE_FILE=str(tmp / "celerybeat-schedule"), DATABASE_CONN_MAX_AGE="0",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"),
     )
+    (tmp / "prometheus").mkdir(exist_ok=True)
     topology = Topology(env, ports, tmp, database_url, "", [], name=name)
     try:
         manage("migrate", "--noinput", "-v0", env=env)
@@ -114,7 +116,7 @@ def start_topology(tmp: Path, fans: int) -> Topology:
         for process in ("web1", "web2", "worker", "beat"):
             topology.start(process)
         for index in range(2):
-            wait_http(f"{topology.base(index)}/healthz", timeout=40,
+            wait_http(f"{topology.base(index)}/readyz", timeout=40,
                       process=topology.processes[f"web{index + 1}"])
     except Exception:
         stop_topology(topology)
