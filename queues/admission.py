@@ -137,7 +137,9 @@ def join(event: Event, user) -> QueueStatus:
         logger.info("join", extra={"event_id": event.id, "user_id": user.id, "ticket": place.ticket})
         metrics.count_join(event.id)
     if place.state != ADMITTED and _may_admit_on_join(event, place):
-        tick(event)  # nobody ahead and room: admitted now by the same tick, spending the same rate budget
+        # Nobody ahead and room: admitted now by the same tick, spending the same rate budget. A tick
+        # in progress holds the lease for milliseconds: wait for it rather than leave the fan waiting.
+        tick(event, lease_wait=1.0)
         return status(event, user) or _status_from_place(event, place)
     if place.state == ADMITTED:
         return status(event, user)
