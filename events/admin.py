@@ -81,7 +81,7 @@ class EventAdmin(admin.ModelAdmin):
         "waiting_room_link",
     )
     list_editable = ("queue_enabled", "paused")
-    list_filter = ("queue_enabled", "paused", "sale_starts_at")
+    list_filter = ("queue_enabled", "queueing_method", "paused", "sale_starts_at")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("created_by", "created_at", "updated_at")
@@ -89,9 +89,10 @@ class EventAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ("pause_queues", "resume_queues", "drain_queues", "reset_queues")
     fieldsets = (
-        (None, {"fields": ("name", "slug", "sale_starts_at", "reservation_url")}),
-        ("Queue", {"fields": ("queue_enabled", "paused", "draining", "admit_per_minute", "max_active",
-                              "token_ttl_seconds")}),
+        (None, {"fields": ("name", "slug", "prequeue_opens_at", "sale_starts_at", "reservation_url")}),
+        ("Queue", {"fields": ("queue_enabled", "queueing_method", "paused", "draining", "admit_per_minute",
+                              "max_active", "token_ttl_seconds")}),
+        ("Protection", {"fields": ("health_check_url", "pow_difficulty")}),
         ("Record", {"fields": ("created_by", "created_at", "updated_at")}),
     )
 

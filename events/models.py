@@ -10,6 +10,12 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 
+class QueueingMethod(models.TextChoices):
+    FIFO = "fifo", "First in, first out (shuffled pre-queue in front)"
+    RANDOM = "random", "Random draw among everyone waiting, each tick"
+    PASSTHROUGH = "passthrough", "Pass-through: admit on join, up to max active"
+
+
 class Event(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200, unique=True, blank=True)
@@ -21,6 +27,22 @@ class Event(models.Model):
         default=True, help_text="Off: fans are admitted on join, still limited by max active."
     )
     paused = models.BooleanField(default=False, help_text="Paused: fans keep joining, nobody is admitted.")
+    queueing_method = models.CharField(
+        max_length=16, choices=QueueingMethod.choices, default=QueueingMethod.FIFO,
+        help_text="fifo: order of arrival; random: each tick draws at random among those waiting; "
+                  "passthrough: everyone admitted at once, subject to max active.",
+    )
+    prequeue_opens_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Optional: joining is refused before this; between it and the sale start fans join the pre-queue.",
+    )
+    health_check_url = models.URLField(
+        max_length=500, blank=True, validators=[URLValidator(schemes=["http", "https"])],
+        help_text="Optional: admission pauses by itself while this URL does not answer 2xx.",
+    )
+    pow_difficulty = models.PositiveSmallIntegerField(
+        default=0, help_text="Proof of work on join: leading zero bits required (0 = off; 16 takes a browser ~0.1 s).",
+    )
     draining = models.BooleanField(
         default=False, help_text="Draining: no new joins; everyone already waiting is still admitted."
     )
@@ -55,6 +77,10 @@ class Event(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        if self.prequeue_opens_at and self.sale_starts_at and self.prequeue_opens_at > self.sale_starts_at:
+            raise ValidationError({"prequeue_opens_at": "The pre-queue must open before the sale starts."})
+        if self.pow_difficulty is not None and self.pow_difficulty > 28:
+            raise ValidationError({"pow_difficulty": "At most 28 bits: more would take fans minutes."})
         if self.admit_per_minute is not None and self.admit_per_minute < 1:
             raise ValidationError({"admit_per_minute": "Must be at least 1 per minute."})
 

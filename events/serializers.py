@@ -11,7 +11,8 @@ class EventSerializer(serializers.ModelSerializer):
     class Meta:
         model = Event
         fields = [
-            "id", "name", "slug", "sale_starts_at", "queue_enabled", "paused", "draining", "admit_per_minute",
+            "id", "name", "slug", "sale_starts_at", "prequeue_opens_at", "queue_enabled", "queueing_method", "paused",
+            "draining", "admit_per_minute", "health_check_url", "pow_difficulty",
             "max_active", "token_ttl_seconds", "reservation_url", "created_by", "created_at", "updated_at",
         ]
         read_only_fields = ["created_by", "created_at", "updated_at"]
@@ -20,6 +21,15 @@ class EventSerializer(serializers.ModelSerializer):
         if not value.lower().startswith(("https://", "http://")):
             raise serializers.ValidationError("Use an http or https URL.", code="invalid_scheme")
         return value
+
+    def validate(self, attrs: dict) -> dict:
+        opens = attrs.get("prequeue_opens_at", getattr(self.instance, "prequeue_opens_at", None))
+        starts = attrs.get("sale_starts_at", getattr(self.instance, "sale_starts_at", None))
+        if opens and starts and opens > starts:
+            raise serializers.ValidationError({"prequeue_opens_at": "The pre-queue must open before the sale starts."})
+        if attrs.get("pow_difficulty", 0) > 28:
+            raise serializers.ValidationError({"pow_difficulty": "At most 28 bits."})
+        return attrs
 
     def validate_slug(self, value: str) -> str:
         if value and Event.objects.filter(slug=value).exclude(pk=getattr(self.instance, "pk", None)).exists():
