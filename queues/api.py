@@ -9,8 +9,8 @@ from rest_framework.views import APIView
 
 from events.models import Event
 
-from . import admission
-from .errors import EventNotFound, NotInQueue, QueueDraining, TokenRefused
+from . import admission, challenge
+from .errors import EventNotFound, NotInQueue, ProofOfWorkRequired, QueueDraining, TokenRefused
 from .serializers import (
     ErrorSerializer,
     QueueStatsSerializer,
@@ -23,7 +23,7 @@ from .serializers import (
 from .throttles import JoinPerAddressThrottle, JoinPerUserThrottle
 from .tokens import TokenError
 
-ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409, 429)}
+ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409, 428, 429)}
 
 
 def get_event(event_id: int) -> Event:
@@ -43,8 +43,17 @@ class QueueView(APIView):
 
     @extend_schema(request=None, responses={200: QueueStatusSerializer, 201: QueueStatusSerializer, **ERRORS})
     def post(self, request, event_id: int):
+        event = get_event(event_id)
+        if challenge.required(event) and not event.draining and admission.status(event, request.user) is None:
+            pow_body = request.data.get("pow") if isinstance(request.data, dict) else None
+            pow_body = pow_body if isinstance(pow_body, dict) else {}
+            try:
+                challenge.verify_solution(event, request.user, pow_body.get("challenge"), pow_body.get("solution"))
+            except challenge.ChallengeFailed as exc:
+                fresh = challenge.issue_challenge(event, request.user)
+                raise ProofOfWorkRequired(exc.code, exc.detail, fresh) from None
         try:
-            result = admission.join(get_event(event_id), request.user)
+            result = admission.join(event, request.user)
         except admission.QueueClosed:
             raise QueueDraining() from None
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK

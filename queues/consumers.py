@@ -3,7 +3,8 @@
 Close codes (documented in docs/API.md): 4000 admitted, 4001 left, 4002
 superseded by another device, 4003 queue reset by the operator, 4401 not
 authenticated, 4403 origin refused, 4404 unknown event, 4409 the event takes
-no new joins (draining).
+no new joins (draining), 4428 proof of work required (the `error` frame before
+it carries a challenge; queues/challenge.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -19,7 +21,7 @@ from django.http.request import split_domain_port, validate_host
 
 from events.models import Event
 
-from . import admission, metrics
+from . import admission, challenge, metrics
 from .auth import JWT_SUBPROTOCOL
 from .notify import admitted_message, event_group, fan_group, queued_message
 from .store import get_store
@@ -34,6 +36,7 @@ CLOSE_QUEUE_CLOSED = 4409
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_ORIGIN_REFUSED = 4403
 CLOSE_UNKNOWN_EVENT = 4404
+CLOSE_POW_REQUIRED = 4428
 
 MAX_FRAME_BYTES = 4096
 CHECK_INTERVAL_SECONDS = 2.0  # at most one status pull per socket this often
@@ -75,6 +78,14 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             return await self.refuse("not_authenticated", "Log in first.", CLOSE_NOT_AUTHENTICATED)
         self.user = user
         event_id = self.scope["url_route"]["kwargs"]["event_id"]
+        try:
+            refusal = await database_sync_to_async(self._check_pow, thread_sensitive=False)(event_id)
+        except Event.DoesNotExist:
+            return await self.refuse("event_not_found", "No such event.", CLOSE_UNKNOWN_EVENT)
+        if refusal is not None:
+            self.finished = True
+            await self.send_json({"type": "error", **refusal})
+            return await self.close(CLOSE_POW_REQUIRED)
         fan = fan_group(event_id, user.id)
         # One device per user: whoever holds the fan group now is told to go.
         await self.channel_layer.group_send(fan, {"type": "queue.superseded", "by": self.channel_name})
@@ -98,6 +109,19 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
     def remember_place(self, status) -> None:
         self.known_ahead = status.ahead if status.state == "waiting" else None
         self.known_served = status.served
+
+    def _check_pow(self, event_id: int) -> dict | None:
+        """A fan without a place at a proof-of-work event needs a solved challenge (`?pow_challenge&pow_solution`)."""
+        event = Event.objects.get(pk=event_id)
+        if not challenge.required(event) or event.draining or admission.status(event, self.user) is not None:
+            return None
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        try:
+            challenge.verify_solution(event, self.user, query.get("pow_challenge", [""])[0],
+                                      query.get("pow_solution", [""])[0])
+        except challenge.ChallengeFailed as exc:
+            return {"code": exc.code, "detail": exc.detail, "challenge": challenge.issue_challenge(event, self.user)}
+        return None
 
     def _join(self, event_id: int):
         event = Event.objects.get(pk=event_id)

@@ -34,6 +34,17 @@ class TokenRefused(exceptions.APIException):
             self.status_code = status_code
 
 
+class ProofOfWorkRequired(exceptions.APIException):
+    """428: a fan without a place must first solve the event's proof-of-work challenge (queues/challenge.py)."""
+
+    status_code = 428  # Precondition Required
+    default_code = "pow_required"
+
+    def __init__(self, code: str, detail: str, challenge: dict):
+        super().__init__(detail=detail, code=code)
+        self.challenge = challenge
+
+
 def _first_code(codes) -> str:
     while isinstance(codes, (list, tuple)) and codes:
         codes = codes[0]
@@ -54,4 +65,6 @@ def exception_handler(exc, context):
         response.data = {"code": str(data["code"]), "detail": str(data["detail"])}
     elif isinstance(exc, exceptions.APIException):
         response.data = {"code": _first_code(exc.get_codes()), "detail": str(exc.detail)}
+    if isinstance(exc, ProofOfWorkRequired):
+        response.data["challenge"] = exc.challenge
     return response
