@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the fan's Accept-Language picks the page's language
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -110,6 +111,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -175,6 +178,8 @@ QMS_EMBEDDED_TICK = _env_bool("QMS_EMBEDDED_TICK", not QMS_REDIS_URL)
 QMS_TICK_SECONDS = float(os.environ.get("QMS_TICK_SECONDS", "1.0"))
 QMS_TICK_LEASE_SECONDS = float(os.environ.get("QMS_TICK_LEASE_SECONDS", "10"))
 QMS_WS_HANDSHAKE_TIMEOUT = float(os.environ.get("QMS_WS_HANDSHAKE_TIMEOUT", "30"))
+QMS_HEALTH_POLL_SECONDS = float(os.environ.get("QMS_HEALTH_POLL_SECONDS", "5"))
+QMS_HEALTH_TIMEOUT_SECONDS = float(os.environ.get("QMS_HEALTH_TIMEOUT_SECONDS", "2"))
 QMS_ABANDON_GRACE_SECONDS = float(os.environ.get("QMS_ABANDON_GRACE_SECONDS", "120"))
 
 QMS_SIGNING_KEY = os.environ.get("QMS_SIGNING_KEY", "")

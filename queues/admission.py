@@ -20,9 +20,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from events.models import Event
+from events.models import Event, QueueingMethod
 
 from . import metrics, tokens
+from .health_gate import site_healthy
 from .models import Admission
 from .store import get_store
 from .store.base import ADMITTED, PENDING, Popped
@@ -36,7 +37,12 @@ prequeue_rng: random.Random = random.SystemRandom()
 
 
 class QueueClosed(Exception):
-    """The event accepts no new joins (draining); fans already queued keep their place."""
+    """The event accepts no new joins (draining, or the pre-queue is not open yet); queued fans keep their place."""
+
+    def __init__(self, code: str, detail: str):
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -74,9 +80,19 @@ def redirect_url(event: Event, token: str) -> str:
     return urlunsplit(parts._replace(query=query + urlencode({"token": token})))
 
 
+def admits_on_join(event: Event) -> bool:
+    """Queue switched off, or the `passthrough` method: everyone in at once, subject to `max_active`."""
+    return not event.queue_enabled or event.queueing_method == QueueingMethod.PASSTHROUGH
+
+
 def configured_rate(event: Event) -> float:
     """Admissions per second the event allows."""
-    return event.admit_per_minute / 60.0 if event.queue_enabled else UNLIMITED
+    return UNLIMITED if admits_on_join(event) else event.admit_per_minute / 60.0
+
+
+def in_prequeue(event: Event) -> bool:
+    """Joins now land in the pre-queue (shuffled at the opening)."""
+    return not admits_on_join(event) and not event.sale_open()
 
 
 def eta_seconds(event: Event, position: int, observed_rate: float) -> int:
@@ -94,14 +110,17 @@ def _status_from_place(event: Event, place, observed_rate: float | None = None) 
         # Popped by a tick that is writing the ledger right now: first in line.
         return QueueStatus("waiting", place.ticket, 1, 0, place.waiting, place.served, 1, event.paused,
                            event.sale_starts_at)
-    if event.queue_enabled and not event.sale_open():
+    if in_prequeue(event):
         return QueueStatus("prequeue", place.ticket, None, None, place.waiting, place.served, None, event.paused,
                            event.sale_starts_at, created=place.created)
     if observed_rate is None:
         observed_rate = 0.0
     return QueueStatus(
         "waiting", place.ticket, place.position, place.position - 1, place.waiting, place.served,
-        eta_seconds(event, place.position, observed_rate), event.paused, event.sale_starts_at,
+        # A random draw has no order: the expected wait is the whole queue's.
+        eta_seconds(event, place.waiting if event.queueing_method == QueueingMethod.RANDOM else place.position,
+                    observed_rate),
+        event.paused, event.sale_starts_at,
         created=place.created,
     )
 
@@ -130,8 +149,10 @@ def join(event: Event, user) -> QueueStatus:
         store.forget(event.id, user.id, place.ticket)  # expired or released: queue anew
         place = None
     if place is None and event.draining:
-        raise QueueClosed(event.id)
-    prequeue = event.queue_enabled and not event.sale_open()
+        raise QueueClosed("queue_draining", "This queue takes no new fans.")
+    if place is None and in_prequeue(event) and event.prequeue_opens_at and timezone.now() < event.prequeue_opens_at:
+        raise QueueClosed("queue_not_open", f"The queue opens at {event.prequeue_opens_at.isoformat()}.")
+    prequeue = in_prequeue(event)
     place = store.join(event.id, user.id, prequeue_key=prequeue_rng.random() if prequeue else None, now=_now())
     if place.created:
         logger.info("join", extra={"event_id": event.id, "user_id": user.id, "ticket": place.ticket})
@@ -149,7 +170,10 @@ def join(event: Event, user) -> QueueStatus:
 def _may_admit_on_join(event: Event, place) -> bool:
     if event.paused or place.state != "waiting":
         return False
-    return not event.queue_enabled or (event.sale_open() and place.position == 1)
+    if admits_on_join(event):
+        return True
+    first = place.waiting == 1 if event.queueing_method == QueueingMethod.RANDOM else place.position == 1
+    return event.sale_open() and first
 
 
 def status(event: Event, user) -> QueueStatus | None:
@@ -232,7 +256,7 @@ def _recover_pending(event: Event, pending: dict[int, tuple[int, float]]) -> lis
     return rows
 
 
-def progress_message(event: Event, waiting: int, served: int, observed_rate: float) -> dict:
+def progress_message(event: Event, waiting: int, served: int, observed_rate: float, site_busy: bool = False) -> dict:
     """The one broadcast per tick from which every waiting fan derives their own place."""
     return {
         "type": "progress",
@@ -240,8 +264,10 @@ def progress_message(event: Event, waiting: int, served: int, observed_rate: flo
         "serving": served,
         "waiting": waiting,
         "rate_per_minute": round((observed_rate if observed_rate > 0.01 else configured_rate(event)) * 60, 1)
-        if event.queue_enabled else None,
-        "paused": event.paused,
+        if not admits_on_join(event) else None,
+        "queueing_method": event.queueing_method,
+        "paused": event.paused or site_busy,
+        "paused_reason": "operator" if event.paused else ("site_busy" if site_busy else None),
         "sale_open": event.sale_open(),
         "at": round(_now(), 3),
     }
@@ -271,15 +297,18 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
         snapshot = store.snapshot(event.id)
         admitted = _recover_pending(event, snapshot.pending)
         waiting, served, abandoned = snapshot.waiting, snapshot.served, 0
-        if extra or (not event.paused and (event.sale_open() or not event.queue_enabled)):
+        open_now = not event.paused and (event.sale_open() or admits_on_join(event))
+        site_busy = open_now and not extra and not site_healthy(event)
+        if extra or (open_now and not site_busy):
             free = max(0, event.max_active - live_admissions(event))
             rate = configured_rate(event)
-            burst = max(1.0, 2 * rate * settings.QMS_TICK_SECONDS) if event.queue_enabled else UNLIMITED
+            burst = UNLIMITED if admits_on_join(event) else max(1.0, 2 * rate * settings.QMS_TICK_SECONDS)
             if extra:
                 rate, burst, free = UNLIMITED, float(extra), min(free, extra)
             now = _now()
+            draw = prequeue_rng.getrandbits(31) if event.queueing_method == QueueingMethod.RANDOM else None
             batch = store.admit_batch(event.id, limit=free, rate_per_second=rate, burst=burst, now=now,
-                                      abandon_before=now - settings.QMS_ABANDON_GRACE_SECONDS)
+                                      abandon_before=now - settings.QMS_ABANDON_GRACE_SECONDS, draw_seed=draw)
             issued = _issue(event, batch.admitted)
             metrics.count_admissions(event.id, len(issued))
             admitted += issued
@@ -288,7 +317,7 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
                 logger.info("admit", extra={"event_id": event.id, "user_id": row.user_id, "ticket": row.ticket,
                                             "jti": row.jti})
         result = TickResult(ran=True, admitted=admitted, abandoned=abandoned,
-                            progress=progress_message(event, waiting, served, snapshot.observed_rate))
+                            progress=progress_message(event, waiting, served, snapshot.observed_rate, site_busy))
         if publish:
             from .notify import publish_tick_now
 

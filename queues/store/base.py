@@ -100,12 +100,15 @@ class BaseQueueStore:
         burst: float,
         now: float,
         abandon_before: float,
+        draw_seed: int | None = None,
     ) -> BatchResult:
         """Pop up to min(limit, rate budget) users from the head, mark them pending.
 
-        The rate budget is a token bucket refilled at `rate_per_second` up to
-        `burst`; admitted users spend it. Users disconnected before
-        `abandon_before` are skipped and dropped.
+        With `draw_seed`, each is drawn uniformly at random among everyone
+        waiting instead (the `random` queueing method). The rate budget is a
+        token bucket refilled at `rate_per_second` up to `burst`; admitted
+        users spend it. Users disconnected before `abandon_before` are skipped
+        and dropped.
         """
         raise NotImplementedError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -111,7 +112,7 @@ class MemoryQueueStore(BaseQueueStore):
                 queue.gone[user_id] = now
                 del queue.conn[user_id]
 
-    def admit_batch(self, event_id, *, limit, rate_per_second, burst, now, abandon_before):
+    def admit_batch(self, event_id, *, limit, rate_per_second, burst, now, abandon_before, draw_seed=None):
         with self._lock:
             queue = self._queue(event_id)
             if queue.bucket_tokens is None:
@@ -123,8 +124,9 @@ class MemoryQueueStore(BaseQueueStore):
             want = max(0, min(int(math.floor(tokens + 1e-9)), limit))
             admitted: list[Popped] = []
             abandoned = 0
+            draw = random.Random(draw_seed) if draw_seed is not None else None
             while len(admitted) < want and queue.waiting and abandoned < MAX_SKIPS_PER_ADMIT * (want + 1):
-                score, user_id = queue.waiting.pop(0)
+                score, user_id = queue.waiting.pop(draw.randrange(len(queue.waiting)) if draw else 0)
                 queue.served += 1
                 gone_at = queue.gone.get(user_id)
                 if gone_at is not None and gone_at < abandon_before:

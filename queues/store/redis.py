@@ -89,6 +89,8 @@ local burst = tonumber(ARGV[4])
 local abandon_before = tonumber(ARGV[5])
 local max_skips = tonumber(ARGV[6])
 local tau = tonumber(ARGV[7])
+local random_draw = ARGV[8] ~= ''
+if random_draw then math.randomseed(tonumber(ARGV[8])) end
 local meta = KEYS[6]
 local tokens = tonumber(redis.call('HGET', meta, 'tokens') or ARGV[4])
 local tokens_at = tonumber(redis.call('HGET', meta, 'tokens_at') or ARGV[1])
@@ -100,7 +102,16 @@ local n = 0
 local skipped = 0
 local served = 0
 while n < want and skipped < max_skips * (want + 1) do
-  local heads = redis.call('ZPOPMIN', KEYS[1], want - n)
+  local heads
+  if random_draw then
+    local size = redis.call('ZCARD', KEYS[1])
+    if size == 0 then break end
+    local rank = math.random(size) - 1
+    heads = redis.call('ZRANGE', KEYS[1], rank, rank, 'WITHSCORES')
+    redis.call('ZREM', KEYS[1], heads[1])
+  else
+    heads = redis.call('ZPOPMIN', KEYS[1], want - n)
+  end
   if #heads == 0 then break end
   local users = {}
   for i = 1, #heads, 2 do users[#users + 1] = heads[i] end
@@ -233,9 +244,10 @@ class RedisQueueStore(BaseQueueStore):
     def mark_disconnected(self, event_id, user_id, connection, now):
         self._mark_disconnected(keys=self.keys(event_id), args=[user_id, connection, repr(float(now))])
 
-    def admit_batch(self, event_id, *, limit, rate_per_second, burst, now, abandon_before):
+    def admit_batch(self, event_id, *, limit, rate_per_second, burst, now, abandon_before, draw_seed=None):
         args = [repr(float(now)), int(limit), repr(float(rate_per_second)), repr(float(burst)),
-                repr(float(abandon_before)), MAX_SKIPS_PER_ADMIT, RATE_TIME_CONSTANT]
+                repr(float(abandon_before)), MAX_SKIPS_PER_ADMIT, RATE_TIME_CONSTANT,
+                "" if draw_seed is None else int(draw_seed) % 2**31]
         flat, abandoned, waiting, served = self._admit_batch(keys=self.keys(event_id), args=args)
         admitted = [
             Popped(int(flat[i]), int(flat[i + 1]), float(flat[i + 2])) for i in range(0, len(flat), 3)
