@@ -28,19 +28,13 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from jwt.algorithms import ECAlgorithm
 
+from .verify import ALGORITHM, AdmissionTokenError, decode_admission_token
+
 logger = logging.getLogger(__name__)
 
-ALGORITHM = "ES256"
-REQUIRED_CLAIMS = ["iss", "aud", "sub", "evt", "iat", "nbf", "exp", "jti"]
-
-
-class TokenError(Exception):
-    """A token that must be refused; `code` is stable for clients to branch on."""
-
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+# A refused token (`code` is stable for clients to branch on): the same class and checks as the
+# reservation-side helper, so both paths refuse alike.
+TokenError = AdmissionTokenError
 
 
 def public_jwk(public_key: ec.EllipticCurvePublicKey) -> dict:
@@ -283,42 +277,14 @@ def jwks() -> dict:
     return keyring().jwks
 
 
-_FAILURES = [
-    (jwt.ExpiredSignatureError, "token_expired", "The token has expired."),
-    (jwt.ImmatureSignatureError, "token_not_yet_valid", "The token is not valid yet."),
-    (jwt.InvalidAudienceError, "token_wrong_audience", "The token is for another audience."),
-    (jwt.InvalidIssuerError, "token_wrong_issuer", "The token was issued by someone else."),
-    (jwt.MissingRequiredClaimError, "token_invalid", "The token lacks a required claim."),
-]
-
-
 def decode(token: str, *, event_id: int | None = None, verify_exp: bool = True) -> dict:
     """The verified claims of an admission token, or TokenError with a stable code."""
-    if not isinstance(token, str) or token.count(".") != 2:
-        raise TokenError("token_malformed", "The token is not a compact JWS.")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise TokenError("token_malformed", "The token header cannot be read.") from None
-    if header.get("alg") != ALGORITHM:
-        raise TokenError("token_invalid", f"Only {ALGORITHM} tokens are accepted.")
-    key = keyring().verification_keys.get(header.get("kid"))
-    if key is None:
-        raise TokenError("token_unknown_key", "The token was signed with a key this service does not know.")
-    try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=[ALGORITHM],
-            audience=settings.QMS_TOKEN_AUDIENCE,
-            issuer=settings.QMS_TOKEN_ISSUER,
-            options={"require": REQUIRED_CLAIMS, "verify_exp": verify_exp},
-        )
-    except jwt.PyJWTError as exc:
-        for error_type, code, detail in _FAILURES:
-            if isinstance(exc, error_type):
-                raise TokenError(code, detail) from None
-        raise TokenError("token_invalid", "The token signature or claims are invalid.") from None
-    if event_id is not None and claims.get("evt") != event_id:
-        raise TokenError("token_wrong_event", "The token admits to another event.")
-    return claims
+
+    def key_for_kid(kid: str):
+        key = keyring().verification_keys.get(kid)
+        if key is None:
+            raise TokenError("token_unknown_key", "The token was signed with a key this service does not know.")
+        return key
+
+    return decode_admission_token(token, key_for_kid, audience=settings.QMS_TOKEN_AUDIENCE,
+                                  issuer=settings.QMS_TOKEN_ISSUER, verify_exp=verify_exp, event_id=event_id)

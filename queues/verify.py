@@ -59,6 +59,35 @@ class JwksUnavailable(AdmissionTokenError):
         super().__init__("jwks_unavailable", detail, status=503)
 
 
+def decode_admission_token(token: str, key_for_kid: Callable[[str], object], *, audience: str, issuer: str,
+                           leeway: float = 0.0, verify_exp: bool = True, event_id: int | None = None) -> dict:
+    """Verify an admission token with the key `key_for_kid(kid)` returns; AdmissionTokenError with a stable code.
+
+    The one implementation of the checks, shared by QMS itself (queues.tokens) and this helper.
+    `key_for_kid` raises AdmissionTokenError (`token_unknown_key`) for a key it does not know.
+    """
+    if not isinstance(token, str) or token.count(".") != 2:
+        raise AdmissionTokenError("token_malformed", "The token is not a compact JWS.")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise AdmissionTokenError("token_malformed", "The token header cannot be read.") from None
+    if header.get("alg") != ALGORITHM:  # never let the token choose HS256 or none
+        raise AdmissionTokenError("token_invalid", f"Only {ALGORITHM} tokens are accepted.")
+    key = key_for_kid(str(header.get("kid")))
+    try:
+        claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=audience, issuer=issuer, leeway=leeway,
+                            options={"require": REQUIRED_CLAIMS, "verify_exp": verify_exp})
+    except jwt.PyJWTError as exc:
+        for error_type, code, detail in _FAILURES:
+            if isinstance(exc, error_type):
+                raise AdmissionTokenError(code, detail) from None
+        raise AdmissionTokenError("token_invalid", "The token signature or claims are invalid.") from None
+    if event_id is not None and claims.get("evt") != event_id:
+        raise AdmissionTokenError("token_wrong_event", "The token admits to another event.")
+    return claims
+
+
 def _max_age(cache_control: str | None) -> float | None:
     match = re.search(r"max-age=(\d+)", cache_control or "")
     return float(match.group(1)) if match else None
@@ -139,26 +168,8 @@ class AdmissionVerifier:
 
     def verify(self, token: str, *, event_id: int | None = None) -> dict:
         """The token's claims if QMS signed it for this audience (and event); AdmissionTokenError otherwise."""
-        if not isinstance(token, str) or token.count(".") != 2:
-            raise AdmissionTokenError("token_malformed", "The token is not a compact JWS.")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise AdmissionTokenError("token_malformed", "The token header cannot be read.") from None
-        if header.get("alg") != ALGORITHM:  # never let the token choose HS256 or none
-            raise AdmissionTokenError("token_invalid", f"Only {ALGORITHM} tokens are accepted.")
-        key = self.keys.key(str(header.get("kid")))
-        try:
-            claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=self.audience, issuer=self.issuer,
-                                leeway=self.leeway, options={"require": REQUIRED_CLAIMS})
-        except jwt.PyJWTError as exc:
-            for error_type, code, detail in _FAILURES:
-                if isinstance(exc, error_type):
-                    raise AdmissionTokenError(code, detail) from None
-            raise AdmissionTokenError("token_invalid", "The token signature or claims are invalid.") from None
-        if event_id is not None and claims.get("evt") != event_id:
-            raise AdmissionTokenError("token_wrong_event", "The token admits to another event.")
-        return claims
+        return decode_admission_token(token, self.keys.key, audience=self.audience, issuer=self.issuer,
+                                      leeway=self.leeway, event_id=event_id)
 
     def redeem(self, token: str, *, event_id: int | None = None) -> dict:
         """Verify offline, then use the token up at QMS (`POST /api/admissions/verify/`, `redeem: true`).
