@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PROD_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/qms
 PROD_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: install install-dev browser run run-prod test lint bench screenshots
+.PHONY: install install-dev browser gettext messages run run-prod test lint bench screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,15 @@ install-dev: $(VENV)/.installed-dev
 # Debian's Chromium for the browser tests (Playwright drives it; browsers cannot be downloaded here).
 browser:
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# GNU gettext, to rebuild the translations (the compiled .mo files are committed: `make run` needs none of this).
+gettext:
+	@command -v msgfmt >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext; }
+
+messages: install gettext
+	$(BIN)/python manage.py makemessages -l de -i ".venv/*" -i "tests/*" -i "bench/*" -i "staticfiles/*" -i "var/*"
+	$(BIN)/python manage.py makemessages -d djangojs -l de -i ".venv/*" -i "tests/*" -i "staticfiles/*" -i "var/*"
+	$(BIN)/python manage.py compilemessages -l de -i .venv
 
 run: install
 	$(BIN)/python manage.py migrate --noinput -v0
@@ -50,7 +59,7 @@ run-prod: install
 lint: install-dev
 	$(BIN)/ruff check .
 
-test: install-dev browser lint
+test: install-dev browser gettext lint
 	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_CONN_MAX_AGE=0 QMS_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
 
 # Benchmarks (results in docs/PERFORMANCE.md); BENCH_SCALE=full runs the full-size scenarios.

@@ -1,0 +1,35 @@
+"""Bot defence in Chromium: the page solves the event's proof-of-work challenge with WebCrypto, then joins."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from .harness import FAN, FAN2
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+DIFFICULTY = 16  # the default we suggest to operators (docs/PERFORMANCE.md has the solve times)
+
+
+def room(event: dict) -> str:
+    return f"/events/{event['id']}/waiting-room/"
+
+
+def test_the_page_solves_the_challenge_and_joins_then_keeps_the_place_without_solving_again(qms, open_tab):
+    event = qms.create_event(name="Bot-proof sale", paused=True, pow_difficulty=DIFFICULTY,
+                             reservation_url="https://tickets.example/r")
+    page = open_tab(FAN, room(event))
+    expect(page.locator("#waiting-room")).to_have_attribute("data-state", "paused")
+    expect(page.locator("#wr-position")).to_have_text("1")
+    expect(page.locator("#waiting-room")).to_have_attribute("data-pow", "solved")  # the page did the work
+    ticket = qms.api("GET", f"/api/events/{event['id']}/queue/", login=FAN)["ticket"]
+
+    page.reload()  # a fan with a place is never asked again
+    expect(page.locator("#wr-position")).to_have_text("1")
+    expect(page.locator("#waiting-room")).not_to_have_attribute("data-pow", "solved")
+    assert qms.api("GET", f"/api/events/{event['id']}/queue/", login=FAN)["ticket"] == ticket
+
+    second = open_tab(FAN2, room(event))  # the next fan solves a challenge of their own and stands behind
+    expect(second.locator("#wr-position")).to_have_text("2")
+    expect(second.locator("#waiting-room")).to_have_attribute("data-pow", "solved")
