@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import permissions, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,6 +24,9 @@ from .throttles import JoinPerAddressThrottle, JoinPerUserThrottle
 from .tokens import TokenError
 
 ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409, 428, 429)}
+# Optional body of a join: the solved proof-of-work challenge, when the event asks for one (428 otherwise).
+JOIN_REQUEST = inline_serializer("JoinRequest", {"pow": inline_serializer("ProofOfWork", {
+    "challenge": serializers.CharField(), "solution": serializers.CharField(max_length=64)}, required=False)})
 
 
 def get_event(event_id: int) -> Event:
@@ -41,7 +44,7 @@ class QueueView(APIView):
             return [JoinPerUserThrottle(), JoinPerAddressThrottle()]
         return []
 
-    @extend_schema(request=None, responses={200: QueueStatusSerializer, 201: QueueStatusSerializer, **ERRORS})
+    @extend_schema(request=JOIN_REQUEST, responses={200: QueueStatusSerializer, 201: QueueStatusSerializer, **ERRORS})
     def post(self, request, event_id: int):
         event = get_event(event_id)
         if challenge.required(event) and not event.draining and admission.status(event, request.user) is None:
