@@ -209,6 +209,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a Redis restart must never end the worker's retries
+# Detect a dead broker connection (Redis restarted) instead of waiting on it forever.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_keepalive": True, "socket_timeout": 10, "health_check_interval": 5,
+                                   "retry_on_timeout": True}
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_IGNORE_RESULT = True
 # One queue per deployment prefix: two deployments may share a Redis database.
 CELERY_TASK_DEFAULT_QUEUE = f"{QMS_KEY_PREFIX}.celery"

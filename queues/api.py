@@ -57,8 +57,8 @@ class QueueView(APIView):
                 raise ProofOfWorkRequired(exc.code, exc.detail, fresh) from None
         try:
             result = admission.join(event, request.user)
-        except admission.QueueClosed:
-            raise QueueDraining() from None
+        except admission.QueueClosed as closed:
+            raise QueueDraining(detail=closed.detail, code=closed.code) from None
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(QueueStatusSerializer(result).data, status=code)
 

@@ -9,6 +9,7 @@ it carries a challenge; queues/challenge.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -40,6 +41,7 @@ CLOSE_POW_REQUIRED = 4428
 
 MAX_FRAME_BYTES = 4096
 CHECK_INTERVAL_SECONDS = 2.0  # at most one status pull per socket this often
+SILENCE_SECONDS = 5.0  # no broadcast for this long (one is due every tick): pull the status instead
 
 
 def origin_allowed(scope) -> bool:
@@ -64,6 +66,8 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
     known_ahead: int | None = None
     known_served: int = 0
     last_check: float = 0.0
+    last_heard: float = 0.0
+    watchdog: asyncio.Task | None = None
     counted_open = False  # counted in the open-sockets gauge, so counted out on disconnect
 
     async def connect(self):
@@ -97,14 +101,27 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             self.event, status = await database_sync_to_async(self._join, thread_sensitive=False)(event_id)
         except Event.DoesNotExist:
             return await self.refuse("event_not_found", "No such event.", CLOSE_UNKNOWN_EVENT)
-        except admission.QueueClosed:
-            return await self.refuse("queue_draining", "This queue takes no new fans.", CLOSE_QUEUE_CLOSED)
+        except admission.QueueClosed as closed:
+            return await self.refuse(closed.code, closed.detail, CLOSE_QUEUE_CLOSED)
         if status.state == "admitted":
             await self.send_json(admitted_message(self.event, status.admission))
             self.finished = True
             return await self.close(CLOSE_ADMITTED)
         await self.send_json(queued_message(status))
         self.remember_place(status)
+        self.last_heard = time.monotonic()
+        self.watchdog = asyncio.ensure_future(self.watch_for_silence())
+
+    async def watch_for_silence(self) -> None:
+        """A socket that hears nothing (its server lost the channel layer, e.g. Redis restarted) still
+        learns its admission: it pulls its status from the store and ledger, which need no channel layer."""
+        while not self.closing:
+            await asyncio.sleep(SILENCE_SECONDS)
+            if not self.closing and time.monotonic() - self.last_heard > SILENCE_SECONDS:
+                try:
+                    await self.check_admission()
+                except Exception:  # the store may be down too: try again at the next interval
+                    logger.warning("status pull failed event=%s user=%s", self.event.id, self.user.id, exc_info=True)
 
     def remember_place(self, status) -> None:
         self.known_ahead = status.ahead if status.state == "waiting" else None
@@ -153,6 +170,8 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         await self.close(close_code)
 
     async def disconnect(self, close_code):
+        if self.watchdog is not None:
+            self.watchdog.cancel()
         if self.counted_open:
             metrics.OPEN_WEBSOCKETS.dec()
             self.counted_open = False
@@ -205,6 +224,7 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
 
     async def queue_progress(self, message):
         progress = message["message"]
+        self.last_heard = time.monotonic()
         await self.forward(progress)
         if self.turn_may_have_come(progress):
             await self.check_admission()

@@ -310,3 +310,17 @@ async def test_after_the_opening_the_socket_learns_its_drawn_place(realtime, mak
     placed = await comm.receive_json_from(timeout=5)
     assert (placed["type"], placed["state"], placed["position"]) == ("queued", "waiting", 1)
     await comm.disconnect()
+
+
+async def test_a_socket_that_hears_nothing_pulls_its_admission(realtime, waiting_event, logged_in, monkeypatch):
+    from queues import consumers
+
+    monkeypatch.setattr(consumers, "SILENCE_SECONDS", 0.3)
+    comm, _ = await open_socket(waiting_event.id, logged_in[0])
+    await database_sync_to_async(Event.objects.filter(pk=waiting_event.pk).update)(paused=False)
+    await database_sync_to_async(waiting_event.refresh_from_db)()
+    # Admitted, but neither the push nor any progress broadcast reaches this server (channel layer lost).
+    result = await database_sync_to_async(admission.tick)(waiting_event, publish=False)
+    pulled = await comm.receive_json_from(timeout=5)
+    assert pulled["type"] == "admitted" and pulled["token"] == result.admitted[0].token
+    assert await closed_with(comm) == CLOSE_ADMITTED

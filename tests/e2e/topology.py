@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -56,11 +57,26 @@ class Topology:
     fans: list[tuple[int, str]]  # (user id, access token)
     name: str = ""
     processes: dict[str, Process] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
 
     def start(self, name: str, command_name: str | None = None) -> Process:
         command = procfile_commands()[command_name or name]
         self.processes[name] = Process(name, ["bash", "-c", command], self.env, self.log_dir)
         return self.processes[name]
+
+    def supervise(self, *names: str, interval: float = 0.5) -> threading.Event:
+        """Restart these processes when they exit, as systemd's Restart=always does; set the event to stop."""
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.wait(interval):
+                for name in names:
+                    if self.processes[name].proc.poll() is not None:
+                        self.restarts[name] = self.restarts.get(name, 0) + 1
+                        self.start(name)
+
+        threading.Thread(target=watch, daemon=True).start()
+        return stop
 
     def base(self, index: int = 0) -> str:
         return f"http://127.0.0.1:{self.ports[index % len(self.ports)]}"
