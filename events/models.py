@@ -41,7 +41,8 @@ class Event(models.Model):
         help_text="Optional: admission pauses by itself while this URL does not answer 2xx.",
     )
     pow_difficulty = models.PositiveSmallIntegerField(
-        default=0, help_text="Proof of work on join: leading zero bits required (0 = off; 16 takes a browser ~0.1 s).",
+        default=0,
+        help_text="Proof of work on join: leading zero bits required (0 = off; 16 takes a browser about 1 s).",
     )
     draining = models.BooleanField(
         default=False, help_text="Draining: no new joins; everyone already waiting is still admitted."
