@@ -21,7 +21,7 @@
 
   var CLOSE = { ADMITTED: 4000, LEFT: 4001, SUPERSEDED: 4002, RESET: 4003, UNAUTHENTICATED: 4401,
     ORIGIN: 4403, UNKNOWN_EVENT: 4404, DRAINING: 4409, POW_REQUIRED: 4428 };
-  var TERMINAL = { admitted: true, superseded: true, reset: true, left: true, closed: true, error: true };
+  var TERMINAL = { admitted: true, superseded: true, reset: true, left: true, closed: true, notopen: true, error: true };
   var POW_BATCH = 512, POW_MAX_ROUNDS = 3;
   var PING_MS = 25000, POLL_MS = 5000, MAX_BACKOFF_MS = 30000, REDIRECT_DELAY_MS = 1200, ANNOUNCE_EVERY_MS = 20000;
 
@@ -31,7 +31,8 @@
     statusUrl: root.dataset.statusUrl,
     loginUrl: root.dataset.loginUrl,
     csrf: root.dataset.csrf,
-    saleStartsAt: Date.parse(root.dataset.saleStartsAt)
+    saleStartsAt: Date.parse(root.dataset.saleStartsAt),
+    prequeueOpensAt: root.dataset.prequeueOpensAt ? Date.parse(root.dataset.prequeueOpensAt) : null
   };
 
   // --- language -----------------------------------------------------------------------
@@ -54,6 +55,7 @@
   }
 
   var clockOffset = Number(root.dataset.serverNow) - Date.now(); // server clock minus ours
+  var lastRefusal = null; // the code of the error frame that came before a refusing close
   var S = {
     phase: "connecting", ticket: null, aheadAtQueued: null, servedAtQueued: 0, serving: 0, waiting: null,
     rate: null, etaAtQueued: null, paused: false, positionAtJoin: null, updatedAt: null, redirectUrl: null
@@ -152,6 +154,7 @@
   var PILL = { connecting: _("Connecting…"), checking: _("Checking…"), prequeue: _("Pre-queue"),
     opening: _("Sale open"), waiting: _("In line"), paused: _("Paused"), admitted: _("Your turn"),
     superseded: _("Open elsewhere"), reset: _("Queue reset"), left: _("Left"), closed: _("Closed"),
+    notopen: _("Not open yet"),
     error: _("Problem") };
 
   function render() {
@@ -160,8 +163,11 @@
     var pill = $("wr-pill");
     pill.textContent = PILL[shown] || shown;
     pill.className = "pill pill--" + shown;
+    var busy = S.paused && S.pausedReason === "site_busy"; // the health gate, not the organiser
     var notes = root.querySelectorAll("[data-paused-note]");
-    for (var i = 0; i < notes.length; i++) { notes[i].hidden = !S.paused; }
+    for (var i = 0; i < notes.length; i++) { notes[i].hidden = !S.paused || busy; }
+    var busyNotes = root.querySelectorAll("[data-busy-note]");
+    for (var j = 0; j < busyNotes.length; j++) { busyNotes[j].hidden = !busy; }
 
     if (S.phase === "prequeue") { renderCountdown(); }
     if (S.phase === "waiting") { renderPlace(); }
@@ -256,6 +262,19 @@
     render();
   }
 
+  // A join refused with 409 / close 4409: draining, or the pre-queue window has not opened yet.
+  function refused(code) {
+    if (code === "queue_not_open" && cfg.prequeueOpensAt) {
+      var opensAt = new Date(cfg.prequeueOpensAt);
+      setText("wr-opens-at", dateTimeFormat.format(opensAt));
+      finish("notopen", _("Not open yet"), fmt(_("The queue opens at %(time)s."), { time: dateTimeFormat.format(opensAt) }));
+      var wait = cfg.prequeueOpensAt - (Date.now() + clockOffset);
+      setTimeout(function () { window.location.reload(); }, Math.max(1000, wait) + Math.random() * 3000);
+      return;
+    }
+    finish("closed", _("Closed"), _("This queue is closed to new fans."));
+  }
+
   function fail(detail, needsLogin) {
     setText("wr-error-detail", detail);
     $("wr-login").hidden = !needsLogin;
@@ -284,6 +303,7 @@
         if (typeof msg.at === "number") { clockOffset = msg.at * 1000 - Date.now(); }
         S.waiting = msg.waiting;
         S.paused = !!msg.paused;
+        S.pausedReason = msg.paused_reason || null;
         S.rate = msg.rate_per_minute;
         S.serving = Math.max(S.serving, msg.serving);
         S.updatedAt = new Date();
@@ -312,6 +332,7 @@
         break;
       case "error":
         if (msg.challenge) { pendingChallenge = msg.challenge; } // close 4428 follows: solve it
+        lastRefusal = msg.code;
         break;
       default:
         break; // pong, other error frames (a close with its code follows a refusal)
@@ -374,7 +395,7 @@
       case CLOSE.SUPERSEDED:
         finish("superseded", _("Open elsewhere"), _("This queue is open on another device. Your place is kept.")); return;
       case CLOSE.RESET: finish("reset", _("Disconnected"), _("The organiser reset the queue. You can join again.")); return;
-      case CLOSE.DRAINING: finish("closed", _("Closed"), _("This queue is closed to new fans.")); return;
+      case CLOSE.DRAINING: refused(lastRefusal); return;
       case CLOSE.UNAUTHENTICATED: fail(_("Your session has ended. Log in again to get back to your place."), true); return;
       case CLOSE.ORIGIN: fail(_("This address may not open the queue. Open the waiting room from the event's site."));
         return;
@@ -437,7 +458,7 @@
       if (result.status === 401 || result.status === 403) {
         fail(_("Your session has ended. Log in again to get back to your place."), true); return;
       }
-      if (result.status === 409) { finish("closed", _("Closed"), _("This queue is closed to new fans.")); return; }
+      if (result.status === 409) { refused(result.body.code); return; }
       throw new Error("status " + result.status);
     });
   }
@@ -507,7 +528,7 @@
       return request("POST", { pow: { challenge: challenge.challenge, solution: solution } });
     }).then(function (result) {
       if (result.status === 428 && result.body.challenge) { proveAndJoin(result.body.challenge); return; }
-      if (result.status === 409) { finish("closed", _("Closed"), _("This queue is closed to new fans.")); return; }
+      if (result.status === 409) { refused(result.body.code); return; }
       if (result.status !== 200 && result.status !== 201) { throw new Error("status " + result.status); }
       powRounds = 0;
       root.dataset.pow = "solved"; // for the curious (and the browser tests): this page did the work

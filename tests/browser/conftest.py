@@ -15,7 +15,7 @@ from .harness import CHROMIUM, CHROMIUM_ARGS, QMSServer, ReservationDesk, log_in
 @pytest.fixture(scope="session")
 def qms(tmp_path_factory) -> QMSServer:
     # A fast tick so pages move within a test's patience; everything else is the embedded default.
-    server = QMSServer(tmp_path_factory.mktemp("qms-browser"), QMS_TICK_SECONDS="0.5")
+    server = QMSServer(tmp_path_factory.mktemp("qms-browser"), QMS_TICK_SECONDS="0.5", QMS_HEALTH_POLL_SECONDS="0.5")
     yield server
     server.stop()
 
