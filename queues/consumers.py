@@ -118,10 +118,7 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         while not self.closing:
             await asyncio.sleep(SILENCE_SECONDS)
             if not self.closing and time.monotonic() - self.last_heard > SILENCE_SECONDS:
-                try:
-                    await self.check_admission()
-                except Exception:  # the store may be down too: try again at the next interval
-                    logger.warning("status pull failed event=%s user=%s", self.event.id, self.user.id, exc_info=True)
+                await self.check_admission()
 
     def remember_place(self, status) -> None:
         self.known_ahead = status.ahead if status.state == "waiting" else None
@@ -250,7 +247,11 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         so a fan whose turn has come reads it from there.
         """
         self.last_check = time.monotonic()
-        self.event, status = await database_sync_to_async(self._status, thread_sensitive=False)()
+        try:
+            self.event, status = await database_sync_to_async(self._status, thread_sensitive=False)()
+        except Exception:  # database or store down for a moment: keep the socket, ask again later
+            logger.warning("status pull failed event=%s user=%s", self.event.id, self.user.id, exc_info=True)
+            return
         if status is None or self.closing:
             return
         if status.state == "admitted":

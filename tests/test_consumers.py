@@ -324,3 +324,28 @@ async def test_a_socket_that_hears_nothing_pulls_its_admission(realtime, waiting
     pulled = await comm.receive_json_from(timeout=5)
     assert pulled["type"] == "admitted" and pulled["token"] == result.admitted[0].token
     assert await closed_with(comm) == CLOSE_ADMITTED
+
+
+async def test_a_failing_status_pull_keeps_the_socket_open(realtime, waiting_event, logged_in, settings):
+    from channels.layers import get_channel_layer
+
+    from queues.notify import event_group
+    from queues.store import reset_store_cache
+
+    comm, queued = await open_socket(waiting_event.id, logged_in[0])
+    working_store = settings.QMS_STORE
+    settings.QMS_STORE = {"BACKEND": "queues.store.redis.RedisQueueStore", "URL": "redis://127.0.0.1:1/0"}
+    reset_store_cache()  # the outage: a store nobody answers at
+    try:
+        progress = {"type": "progress", "event": waiting_event.id, "serving": 5, "waiting": 0, "paused": False,
+                    "sale_open": True, "at": 0}
+        await get_channel_layer().group_send(event_group(waiting_event.id),
+                                             {"type": "queue.progress", "message": progress})
+        assert (await comm.receive_json_from(timeout=5))["type"] == "progress"  # the pull fails behind it
+        await asyncio.sleep(0.2)
+    finally:
+        settings.QMS_STORE = working_store
+        reset_store_cache()
+    await comm.send_json_to({"type": "ping"})
+    assert (await comm.receive_json_from(timeout=5))["type"] == "pong"  # still open and serving
+    await comm.disconnect()

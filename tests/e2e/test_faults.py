@@ -124,7 +124,9 @@ def test_postgres_unreachable_ticks_fail_safe_then_resume(tmp_path):
         proxy.close()
     tokens_sent = {m["token"] for fan in fans for m in fan.of_type("admitted")}
     assert tokens_sent <= {token for _, token in rows}, "no token without its ledger row"
-    assert admitted_once(fans) == Counter({1: count}), worker_log[-3000:]
+    counts = admitted_once(fans)
+    closes = Counter(fan.close_code for fan in fans)
+    assert counts == Counter({1: count}), f"{counts} {closes}\n{worker_log[-3000:]}"
     assert len(rows) == count and len({user for user, _ in rows}) == count  # issued once each
     assert after_outage - during <= 2 * RATE_PER_MINUTE / 60  # at most what was in flight: ticks stopped
     assert "OperationalError" in worker_log  # the outage was real: ticks failed, then resumed
