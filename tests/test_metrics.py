@@ -21,9 +21,9 @@ from rest_framework.test import APIClient
 from websockets.asyncio.client import connect
 
 from queues import admission
-from tests.conftest import REDIS_URL, require_service
+from tests.conftest import REDIS_URL
 from tests.e2e.servers import PYTHON, ROOT, Process, base_env, free_port, http_json, manage, wait_http
-from tests.e2e.topology import ADMIN_DSN, procfile_commands
+from tests.e2e.topology import ADMIN_DSN, procfile_commands, require_postgres_and_redis
 
 
 def parse(exposition: str) -> dict:
@@ -113,11 +113,7 @@ print(json.dumps({"event": event.id, "fans": [[u.id, str(AccessToken.for_user(u)
 @pytest.fixture(scope="module")
 def two_daphnes(tmp_path_factory):
     """Two Daphne processes from the Procfile (PostgreSQL, Redis), one metrics directory, JSON logs."""
-    try:
-        psycopg.connect(ADMIN_DSN, connect_timeout=3).close()
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
-    except (psycopg.Error, redis.RedisError) as exc:
-        require_service("PostgreSQL and Redis", exc)
+    require_postgres_and_redis()
     tmp = tmp_path_factory.mktemp("metrics")
     name = f"qms_metrics_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:

@@ -12,15 +12,12 @@ import threading
 import time
 from collections import Counter
 
-import psycopg
 import pytest
 import redis
 from websockets.exceptions import WebSocketException
 
-from tests.conftest import require_service
-
 from .servers import Process, free_port
-from .topology import ADMIN_DSN, Fan, open_all, start_topology, stop_topology
+from .topology import Fan, open_all, require_postgres_and_redis, start_topology, stop_topology
 
 pytestmark = pytest.mark.e2e
 
@@ -81,20 +78,12 @@ class TcpProxy:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
-def require_services():
-    try:
-        psycopg.connect(ADMIN_DSN, connect_timeout=3).close()
-        redis.Redis(port=6379, socket_connect_timeout=3).ping()
-    except (psycopg.Error, redis.RedisError) as exc:
-        require_service("PostgreSQL and Redis", exc)
-
-
 def admitted_once(fans: list[Fan]) -> Counter:
     return Counter(len(fan.of_type("admitted")) for fan in fans)
 
 
 def test_postgres_unreachable_ticks_fail_safe_then_resume(tmp_path):
-    require_services()
+    require_postgres_and_redis()
     proxy = TcpProxy(5432)
     topology = start_topology(tmp_path, 60, database_port=proxy.port)
     count = 60
@@ -133,7 +122,7 @@ def test_postgres_unreachable_ticks_fail_safe_then_resume(tmp_path):
 
 
 def test_redis_restarted_with_aof_keeps_the_queue_and_every_place(tmp_path):
-    require_services()
+    require_postgres_and_redis()
     port = free_port()
     data = tmp_path / "redis"
     data.mkdir()

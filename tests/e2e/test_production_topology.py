@@ -12,14 +12,10 @@ import time
 from collections import Counter
 
 import jwt
-import psycopg
 import pytest
-import redis
-
-from tests.conftest import require_service
 
 from .servers import http_json, wait_http
-from .topology import ADMIN_DSN, REDIS_DB_URL, Fan, open_all, start_topology, stop_topology
+from .topology import Fan, open_all, require_postgres_and_redis, start_topology, stop_topology
 
 pytestmark = pytest.mark.e2e
 
@@ -30,11 +26,7 @@ RATE_TOLERANCE = 0.25  # observed admission rate within ±25% of the configured 
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory):
-    try:
-        psycopg.connect(ADMIN_DSN, connect_timeout=3).close()
-        redis.Redis.from_url(REDIS_DB_URL, socket_connect_timeout=3).ping()
-    except (psycopg.Error, redis.RedisError) as exc:
-        require_service("PostgreSQL and Redis", exc)
+    require_postgres_and_redis()
     started = start_topology(tmp_path_factory.mktemp("topology"), FANS)
     try:
         yield started

@@ -38,6 +38,17 @@ print(json.dumps({"staff": str(AccessToken.for_user(staff)),
 """
 
 
+def require_postgres_and_redis() -> None:
+    """The topology's services answer; in CI a missing one fails the test (never skips)."""
+    from tests.conftest import require_service
+
+    try:
+        psycopg.connect(ADMIN_DSN, connect_timeout=3).close()
+        redis.Redis.from_url(REDIS_DB_URL, socket_connect_timeout=3).ping()
+    except (psycopg.Error, redis.RedisError) as exc:
+        require_service("PostgreSQL and Redis", exc)
+
+
 def procfile_commands() -> dict[str, str]:
     commands = {}
     for line in (ROOT / "Procfile").read_text().splitlines():
