@@ -95,17 +95,21 @@ def in_prequeue(event: Event) -> bool:
     return not admits_on_join(event) and not event.sale_open()
 
 
+def effective_rate(event: Event, observed_rate: float) -> float:
+    """Admissions per second to expect: the observed (smoothed) rate once there is one, else the configured."""
+    return observed_rate if observed_rate > 0.01 else configured_rate(event)
+
+
 def eta_seconds(event: Event, position: int, observed_rate: float) -> int:
-    """Seconds until `position` reaches the front, at the observed (smoothed) rate when there is one."""
-    rate = observed_rate if observed_rate > 0.01 else configured_rate(event)
-    return max(1, math.ceil(position / rate))
+    """Seconds until `position` reaches the front."""
+    return max(1, math.ceil(position / effective_rate(event, observed_rate)))
 
 
 def live_admissions(event: Event, now: datetime | None = None) -> int:
     return Admission.objects.filter(event=event).live(now).count()
 
 
-def _status_from_place(event: Event, place, observed_rate: float | None = None) -> QueueStatus:
+def _status_from_place(event: Event, place) -> QueueStatus:
     if place.state == PENDING:
         # Popped by a tick that is writing the ledger right now: first in line.
         return QueueStatus("waiting", place.ticket, 1, 0, place.waiting, place.served, 1, event.paused,
@@ -113,13 +117,11 @@ def _status_from_place(event: Event, place, observed_rate: float | None = None) 
     if in_prequeue(event):
         return QueueStatus("prequeue", place.ticket, None, None, place.waiting, place.served, None, event.paused,
                            event.sale_starts_at, created=place.created)
-    if observed_rate is None:
-        observed_rate = 0.0
     return QueueStatus(
         "waiting", place.ticket, place.position, place.position - 1, place.waiting, place.served,
         # A random draw has no order: the expected wait is the whole queue's.
         eta_seconds(event, place.waiting if event.queueing_method == QueueingMethod.RANDOM else place.position,
-                    observed_rate),
+                    place.observed_rate),
         event.paused, event.sale_starts_at,
         created=place.created,
     )
@@ -164,7 +166,7 @@ def join(event: Event, user) -> QueueStatus:
         return status(event, user) or _status_from_place(event, place)
     if place.state == ADMITTED:
         return status(event, user)
-    return _status_from_place(event, place, store.snapshot(event.id).observed_rate if place.position else 0.0)
+    return _status_from_place(event, place)
 
 
 def _may_admit_on_join(event: Event, place) -> bool:
@@ -188,8 +190,7 @@ def status(event: Event, user) -> QueueStatus | None:
             store.forget(event.id, user.id, place.ticket)
             return None
         return _admitted_status(event, admission, place)
-    observed = store.snapshot(event.id).observed_rate if place.state == "waiting" else 0.0
-    return _status_from_place(event, place, observed)
+    return _status_from_place(event, place)
 
 
 def leave(event: Event, user) -> bool:
@@ -263,7 +264,7 @@ def progress_message(event: Event, waiting: int, served: int, observed_rate: flo
         "event": event.id,
         "serving": served,
         "waiting": waiting,
-        "rate_per_minute": round((observed_rate if observed_rate > 0.01 else configured_rate(event)) * 60, 1)
+        "rate_per_minute": round(effective_rate(event, observed_rate) * 60, 1)
         if not admits_on_join(event) else None,
         "queueing_method": event.queueing_method,
         "paused": event.paused or site_busy,

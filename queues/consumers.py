@@ -83,13 +83,12 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         self.user = user
         event_id = self.scope["url_route"]["kwargs"]["event_id"]
         try:
-            refusal = await database_sync_to_async(self._check_pow, thread_sensitive=False)(event_id)
+            event, refusal = await database_sync_to_async(self._event_and_pow_refusal, thread_sensitive=False)(event_id)
         except Event.DoesNotExist:
             return await self.refuse("event_not_found", "No such event.", CLOSE_UNKNOWN_EVENT)
         if refusal is not None:
-            self.finished = True
-            await self.send_json({"type": "error", **refusal})
-            return await self.close(CLOSE_POW_REQUIRED)
+            return await self.end({"type": "error", **refusal}, CLOSE_POW_REQUIRED)
+        self.event = event
         fan = fan_group(event_id, user.id)
         # One device per user: whoever holds the fan group now is told to go.
         await self.channel_layer.group_send(fan, {"type": "queue.superseded", "by": self.channel_name})
@@ -98,15 +97,11 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         try:
             # Off the shared thread: during an on-sale storm joins run in parallel.
-            self.event, status = await database_sync_to_async(self._join, thread_sensitive=False)(event_id)
-        except Event.DoesNotExist:
-            return await self.refuse("event_not_found", "No such event.", CLOSE_UNKNOWN_EVENT)
+            status = await database_sync_to_async(self._join, thread_sensitive=False)(event)
         except admission.QueueClosed as closed:
             return await self.refuse(closed.code, closed.detail, CLOSE_QUEUE_CLOSED)
         if status.state == "admitted":
-            await self.send_json(admitted_message(self.event, status.admission))
-            self.finished = True
-            return await self.close(CLOSE_ADMITTED)
+            return await self.end(admitted_message(event, status.admission), CLOSE_ADMITTED)
         await self.send_json(queued_message(status))
         self.remember_place(status)
         self.last_heard = time.monotonic()
@@ -124,24 +119,25 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         self.known_ahead = status.ahead if status.state == "waiting" else None
         self.known_served = status.served
 
-    def _check_pow(self, event_id: int) -> dict | None:
-        """A fan without a place at a proof-of-work event needs a solved challenge (`?pow_challenge&pow_solution`)."""
+    def _event_and_pow_refusal(self, event_id: int) -> tuple[Event, dict | None]:
+        """The event, and a refusal if the fan has no place at a proof-of-work event and no solved challenge
+        (`?pow_challenge&pow_solution`)."""
         event = Event.objects.get(pk=event_id)
         if not challenge.required(event) or event.draining or admission.status(event, self.user) is not None:
-            return None
+            return event, None
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         try:
             challenge.verify_solution(event, self.user, query.get("pow_challenge", [""])[0],
                                       query.get("pow_solution", [""])[0])
         except challenge.ChallengeFailed as exc:
-            return {"code": exc.code, "detail": exc.detail, "challenge": challenge.issue_challenge(event, self.user)}
-        return None
+            return event, {"code": exc.code, "detail": exc.detail,
+                           "challenge": challenge.issue_challenge(event, self.user)}
+        return event, None
 
-    def _join(self, event_id: int):
-        event = Event.objects.get(pk=event_id)
+    def _join(self, event: Event):
         status = admission.join(event, self.user)
         get_store().mark_connected(event.id, self.user.id, self.channel_name)
-        return event, status
+        return status
 
     async def close(self, code=None, reason=None):
         self.closing = True
@@ -161,10 +157,14 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         event = Event.objects.get(pk=self.event.pk)  # fresh: the operator may have opened or paused it
         return event, admission.status(event, self.user)
 
-    async def refuse(self, code: str, detail: str, close_code: int):
+    async def end(self, message: dict, close_code: int) -> None:
+        """The last message of this socket (admitted, superseded, ...), then the close that says why."""
         self.finished = True
-        await self.send_json({"type": "error", "code": code, "detail": detail})
+        await self.forward(message)
         await self.close(close_code)
+
+    async def refuse(self, code: str, detail: str, close_code: int):
+        await self.end({"type": "error", "code": code, "detail": detail}, close_code)
 
     async def disconnect(self, close_code):
         if self.watchdog is not None:
@@ -206,18 +206,13 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
 
     async def on_leave(self, content):
         left = await database_sync_to_async(admission.leave)(self.event, self.user)
-        await self.send_json({"type": "left", "left": left})
-        self.finished = True
-        await self.close(CLOSE_LEFT)
+        await self.end({"type": "left", "left": left}, CLOSE_LEFT)
 
     # --- group events -> client --------------------------------------------------
 
     async def queue_admitted(self, message):
-        if self.closing:
-            return
-        self.finished = True
-        await self.forward(message["message"])
-        await self.close(CLOSE_ADMITTED)
+        if not self.closing:
+            await self.end(message["message"], CLOSE_ADMITTED)
 
     async def queue_progress(self, message):
         progress = message["message"]
@@ -255,9 +250,7 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         if status is None or self.closing:
             return
         if status.state == "admitted":
-            self.finished = True
-            await self.forward(admitted_message(self.event, status.admission))
-            await self.close(CLOSE_ADMITTED)
+            await self.end(admitted_message(self.event, status.admission), CLOSE_ADMITTED)
         elif status.state == "waiting":
             moved = status.ahead != self.known_ahead
             self.remember_place(status)
@@ -271,17 +264,12 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         await self.forward(message["message"])
 
     async def queue_reset(self, message):
-        if self.closing:
-            return
-        self.finished = True
-        await self.forward(message["message"])
-        await self.close(CLOSE_RESET)
+        if not self.closing:
+            await self.end(message["message"], CLOSE_RESET)
 
     async def queue_superseded(self, message):
         if message["by"] == self.channel_name or self.closing:
             return
-        self.finished = True
         logger.info("supersede", extra={"event_id": self.scope["url_route"]["kwargs"]["event_id"],
                                         "user_id": self.user.id})
-        await self.forward({"type": "superseded", "detail": "This queue is open on another device."})
-        await self.close(CLOSE_SUPERSEDED)
+        await self.end({"type": "superseded", "detail": "This queue is open on another device."}, CLOSE_SUPERSEDED)

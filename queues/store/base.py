@@ -23,6 +23,7 @@ class Place:
     waiting: int  # how many wait in total
     served: int  # serving watermark: how many have left the head of the queue
     created: bool = False  # this call made the ticket
+    observed_rate: float = 0.0  # the event's smoothed admissions per second, for the ETA
 
 
 @dataclass(frozen=True)

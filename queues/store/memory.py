@@ -55,7 +55,7 @@ class MemoryQueueStore(BaseQueueStore):
         position = None
         if state == WAITING:
             position = queue.waiting.index((queue.score[user_id], user_id)) + 1
-        return Place(state, queue.ticket[user_id], position, len(queue.waiting), queue.served, created)
+        return Place(state, queue.ticket[user_id], position, len(queue.waiting), queue.served, created, queue.rate)
 
     def join(self, event_id, user_id, *, prequeue_key, now):
         with self._lock:

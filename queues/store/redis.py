@@ -18,7 +18,7 @@ _PLACE_TAIL = """
 local rank = -1
 if st == 'waiting' then rank = redis.call('ZRANK', KEYS[1], user) end
 return {st, redis.call('HGET', KEYS[2], user), rank, redis.call('ZCARD', KEYS[1]),
-        redis.call('HGET', KEYS[6], 'served') or '0', created}
+        redis.call('HGET', KEYS[6], 'served') or '0', created, redis.call('HGET', KEYS[6], 'rate') or '0'}
 """
 
 JOIN = """
@@ -221,9 +221,9 @@ class RedisQueueStore(BaseQueueStore):
     def _to_place(reply) -> Place | None:
         if not reply:
             return None
-        state, ticket, rank, waiting, served, created = reply
+        state, ticket, rank, waiting, served, created, rate = reply
         position = int(rank) + 1 if int(rank) >= 0 else None
-        return Place(state, int(ticket), position, int(waiting), int(served), bool(created))
+        return Place(state, int(ticket), position, int(waiting), int(served), bool(created), float(rate))
 
     def join(self, event_id, user_id, *, prequeue_key, now):
         key = "" if prequeue_key is None else repr(float(prequeue_key))
