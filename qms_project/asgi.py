@@ -8,13 +8,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qms_project.settings")
 
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from queues.auth import JwtAuthMiddleware  # noqa: E402
+from queues.auth import SessionOrJwtAuthMiddlewareStack  # noqa: E402
 from queues.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter({
     "http": django_asgi_app,
-    "websocket": AuthMiddlewareStack(JwtAuthMiddleware(URLRouter(websocket_urlpatterns))),
+    "websocket": SessionOrJwtAuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
 })

@@ -15,6 +15,7 @@ import logging
 import time
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -82,30 +83,43 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             return await self.refuse("not_authenticated", "Log in first.", CLOSE_NOT_AUTHENTICATED)
         self.user = user
         event_id = self.scope["url_route"]["kwargs"]["event_id"]
-        try:
-            event, refusal = await database_sync_to_async(self._event_and_pow_refusal, thread_sensitive=False)(event_id)
-        except Event.DoesNotExist:
-            return await self.refuse("event_not_found", "No such event.", CLOSE_UNKNOWN_EVENT)
-        if refusal is not None:
-            return await self.end({"type": "error", **refusal}, CLOSE_POW_REQUIRED)
-        self.event = event
         fan = fan_group(event_id, user.id)
-        # One device per user: whoever holds the fan group now is told to go.
+        # One device per user: whoever holds the fan group now is told to go. Groups come before the join,
+        # so an admission published right after the join cannot miss this socket.
         await self.channel_layer.group_send(fan, {"type": "queue.superseded", "by": self.channel_name})
         self.joined_groups = (fan, event_group(event_id))
         for group in self.joined_groups:
             await self.channel_layer.group_add(group, self.channel_name)
         try:
-            # Off the shared thread: during an on-sale storm joins run in parallel.
-            status = await database_sync_to_async(self._join, thread_sensitive=False)(event)
+            # One trip to a worker thread (event, proof of work, join), off the shared thread: during an
+            # on-sale storm joins run in parallel.
+            event, refusal, status = await database_sync_to_async(self._join, thread_sensitive=False)(event_id)
+        except Event.DoesNotExist:
+            return await self.refuse("event_not_found", "No such event.", CLOSE_UNKNOWN_EVENT)
         except admission.QueueClosed as closed:
             return await self.refuse(closed.code, closed.detail, CLOSE_QUEUE_CLOSED)
+        if refusal is not None:
+            return await self.end({"type": "error", **refusal}, CLOSE_POW_REQUIRED)
+        self.event = event
         if status.state == "admitted":
             return await self.end(admitted_message(event, status.admission), CLOSE_ADMITTED)
         await self.send_json(queued_message(status))
         self.remember_place(status)
         self.last_heard = time.monotonic()
         self.watchdog = asyncio.ensure_future(self.watch_for_silence())
+
+    async def dispatch(self, message):
+        """Channels' dispatch without its `aclose_old_connections()` before every message.
+
+        That call is a trip to Channels' one shared sync thread per message per socket: 5,000 of them, one
+        after another, for each progress broadcast to 5,000 sockets (measured in bench/load.py). Every
+        database access of this consumer goes through `database_sync_to_async`, which closes stale
+        connections itself, so the per-message call bought nothing here.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def watch_for_silence(self) -> None:
         """A socket that hears nothing (its server lost the channel layer, e.g. Redis restarted) still
@@ -119,25 +133,22 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         self.known_ahead = status.ahead if status.state == "waiting" else None
         self.known_served = status.served
 
-    def _event_and_pow_refusal(self, event_id: int) -> tuple[Event, dict | None]:
-        """The event, and a refusal if the fan has no place at a proof-of-work event and no solved challenge
-        (`?pow_challenge&pow_solution`)."""
+    def _join(self, event_id: int):
+        """(event, refusal, status): the fan queued and this socket marked as theirs, or a proof-of-work refusal
+        if the fan has no place at a proof-of-work event and sent no solved challenge (`?pow_challenge&pow_solution`).
+        """
         event = Event.objects.get(pk=event_id)
-        if not challenge.required(event) or event.draining or admission.status(event, self.user) is not None:
-            return event, None
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        try:
-            challenge.verify_solution(event, self.user, query.get("pow_challenge", [""])[0],
-                                      query.get("pow_solution", [""])[0])
-        except challenge.ChallengeFailed as exc:
-            return event, {"code": exc.code, "detail": exc.detail,
-                           "challenge": challenge.issue_challenge(event, self.user)}
-        return event, None
-
-    def _join(self, event: Event):
+        if challenge.required(event) and not event.draining and admission.status(event, self.user) is None:
+            query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+            try:
+                challenge.verify_solution(event, self.user, query.get("pow_challenge", [""])[0],
+                                          query.get("pow_solution", [""])[0])
+            except challenge.ChallengeFailed as exc:
+                return event, {"code": exc.code, "detail": exc.detail,
+                               "challenge": challenge.issue_challenge(event, self.user)}, None
         status = admission.join(event, self.user)
         get_store().mark_connected(event.id, self.user.id, self.channel_name)
-        return status
+        return event, None, status
 
     async def close(self, code=None, reason=None):
         self.closing = True

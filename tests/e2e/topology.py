@@ -120,10 +120,12 @@ class Topology:
             proc.stop()
 
 
-def start_topology(tmp: Path, fans: int, *, database_port: int = 5432, redis_url: str = REDIS_DB_URL) -> Topology:
+def start_topology(tmp: Path, fans: int, *, database_port: int = 5432, redis_url: str = REDIS_DB_URL,
+                   **settings_env: str) -> Topology:
     """Create a database, seed `fans` fans and start web1, web2, worker and beat.
 
-    `database_port` and `redis_url` let fault tests put a proxy or a Redis of their own in between.
+    `database_port` and `redis_url` let fault tests put a proxy or a Redis of their own in between;
+    `settings_env` overrides environment settings (benchmarks run with production's database connection reuse).
     """
     name = f"qms_e2e_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
@@ -136,8 +138,8 @@ def start_topology(tmp: Path, fans: int, *, database_port: int = 5432, redis_url
         DATABASE_URL=f"postgresql://postgres@127.0.0.1:{database_port}/{name}", QMS_REDIS_URL=redis_url,
         QMS_KEY_PREFIX=f"qms-e2e-{name}",
         QMS_SIGNING_KEY_FILE=str(key_file), QMS_WEB1_PORT=str(ports[0]), QMS_WEB2_PORT=str(ports[1]),
-        QMS_BEAT_SCHEDULE_FILE=str(tmp / "celerybeat-schedule"), DATABASE_CONN_MAX_AGE="0",
-        PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"),
+        QMS_BEAT_SCHEDULE_FILE=str(tmp / "celerybeat-schedule"),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"), **{"DATABASE_CONN_MAX_AGE": "0", **settings_env},
     )
     (tmp / "prometheus").mkdir(exist_ok=True)
     topology = Topology(env, ports, tmp, database_url, "", [], name=name)

@@ -15,6 +15,21 @@ from django.core.management.base import BaseCommand
 logger = logging.getLogger(__name__)
 
 
+def daphne_server(application, host: str, port: int, backlog: int, on_ready, verbosity: int = 1):
+    """Daphne as QMS runs it (also serves the load harness's bare baseline, bench/bare_server.py)."""
+    from daphne.server import Server  # installs the asyncio Twisted reactor
+
+    return Server(
+        application,
+        endpoints=[f"tcp:port={port}:interface={host}:backlog={backlog}"],
+        ready_callable=on_ready,
+        # An on-sale opens thousands of sockets at once: give handshakes time to finish.
+        websocket_handshake_timeout=settings.QMS_WS_HANDSHAKE_TIMEOUT,
+        websocket_connect_timeout=settings.QMS_WS_HANDSHAKE_TIMEOUT,
+        verbosity=verbosity,
+    )
+
+
 class Command(BaseCommand):
     help = "Serve QMS with Daphne; runs the admission tick in-process unless QMS_EMBEDDED_TICK is off."
 
@@ -26,8 +41,6 @@ class Command(BaseCommand):
                             help="Listen backlog: an on-sale opens thousands of sockets within seconds.")
 
     def handle(self, *args, host: str, port: int, no_tick: bool, backlog: int, **options):
-        from daphne.server import Server  # installs the asyncio Twisted reactor
-
         from qms_project.asgi import application
         from queues import tokens
         from queues.loop import run_admission_loop
@@ -44,12 +57,4 @@ class Command(BaseCommand):
                               f"{'in-process' if run_tick else 'Celery beat'})", ending="\n")
             self.stdout.flush()
 
-        Server(
-            application,
-            endpoints=[f"tcp:port={port}:interface={host}:backlog={backlog}"],
-            ready_callable=on_ready,
-            # An on-sale opens thousands of sockets at once: give handshakes time to finish.
-            websocket_handshake_timeout=settings.QMS_WS_HANDSHAKE_TIMEOUT,
-            websocket_connect_timeout=settings.QMS_WS_HANDSHAKE_TIMEOUT,
-            verbosity=options.get("verbosity", 1),
-        ).run()
+        daphne_server(application, host, port, backlog, on_ready, options.get("verbosity", 1)).run()
