@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import redis
+from redis.driver_info import DriverInfo
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -150,6 +152,10 @@ if QMS_REDIS_URL:
                         "socket_timeout": None,
                         "socket_connect_timeout": 5,
                         "retry_on_timeout": True,
+                        # Given, not looked up: redis-py 8 otherwise reads its version with
+                        # importlib.metadata for every new connection, which was 8% of a Daphne's
+                        # CPU while its pool grew during a connection storm (bench/load.py, py-spy).
+                        "driver_info": DriverInfo(lib_version=redis.__version__),
                     }
                 ],
                 "prefix": f"{QMS_KEY_PREFIX}:asgi",
