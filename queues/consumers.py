@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import time
+import weakref
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -43,6 +45,18 @@ CLOSE_POW_REQUIRED = 4428
 MAX_FRAME_BYTES = 4096
 CHECK_INTERVAL_SECONDS = 2.0  # at most one status pull per socket this often
 SILENCE_SECONDS = 5.0  # no broadcast for this long (one is due every tick): pull the status instead
+# Silence pulls at once per server process. When a busy server delivers broadcasts late, every socket
+# falls silent together: unbounded, their pulls would add thousands of database trips to that load.
+SILENCE_PULLS_AT_ONCE = 4
+_silence_gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def silence_gate() -> asyncio.Semaphore:
+    """This event loop's limit on silence pulls (one per loop: tests run several loops in one process)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _silence_gates:
+        _silence_gates[loop] = asyncio.Semaphore(SILENCE_PULLS_AT_ONCE)
+    return _silence_gates[loop]
 
 
 def origin_allowed(scope) -> bool:
@@ -66,6 +80,7 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
     # The place as last known exactly (from `queued` or a status check), to follow `progress` with.
     known_ahead: int | None = None
     known_served: int = 0
+    place_read_at: float = 0.0  # wall clock (like a broadcast's `at`) when that place was read
     last_check: float = 0.0
     last_heard: float = 0.0
     watchdog: asyncio.Task | None = None
@@ -125,13 +140,17 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         """A socket that hears nothing (its server lost the channel layer, e.g. Redis restarted) still
         learns its admission: it pulls its status from the store and ledger, which need no channel layer."""
         while not self.closing:
-            await asyncio.sleep(SILENCE_SECONDS)
+            # Jittered, so sockets that connected together do not fall silent (and pull) together.
+            await asyncio.sleep(SILENCE_SECONDS * random.uniform(1.0, 1.5))
             if not self.closing and time.monotonic() - self.last_heard > SILENCE_SECONDS:
-                await self.check_admission()
+                async with silence_gate():
+                    if not self.closing and time.monotonic() - self.last_heard > SILENCE_SECONDS:
+                        await self.check_admission()
 
     def remember_place(self, status) -> None:
         self.known_ahead = status.ahead if status.state == "waiting" else None
         self.known_served = status.served
+        self.place_read_at = time.time()
 
     def _join(self, event_id: int):
         """(event, refusal, status): the fan queued and this socket marked as theirs, or a proof-of-work refusal
@@ -239,6 +258,11 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         so the check costs O(admitted per tick), not O(waiting).
         """
         if self.closing or time.monotonic() - self.last_check < CHECK_INTERVAL_SECONDS:
+            return False
+        if progress.get("at", 0.0) <= self.place_read_at:
+            # Decided before this fan's place was read (usual during a storm: joins outrun the tick):
+            # it says nothing new, and taking its smaller `waiting` for a stale place made every
+            # newcomer pull.
             return False
         if self.known_ahead is None:
             return bool(progress.get("sale_open"))  # the pre-queue order was just drawn
