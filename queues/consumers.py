@@ -27,7 +27,8 @@ from events.models import Event
 
 from . import admission, challenge, metrics
 from .auth import JWT_SUBPROTOCOL
-from .notify import admitted_message, event_group, fan_group, queued_message
+from .fanout import process_fanout
+from .notify import admitted_message, fan_group, queued_message
 from .store import get_store
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
     last_check: float = 0.0
     last_heard: float = 0.0
     watchdog: asyncio.Task | None = None
+    pull: asyncio.Task | None = None  # a status pull started by a broadcast
+    event_id: int | None = None  # in this process's fan-out for this event
+    early: list | None = None  # broadcasts heard while the join was still running, replayed after `queued`
     counted_open = False  # counted in the open-sockets gauge, so counted out on disconnect
 
     async def connect(self):
@@ -99,12 +103,13 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         self.user = user
         event_id = self.scope["url_route"]["kwargs"]["event_id"]
         fan = fan_group(event_id, user.id)
-        # One device per user: whoever holds the fan group now is told to go. Groups come before the join,
-        # so an admission published right after the join cannot miss this socket.
+        # One device per user: whoever holds the fan group now is told to go. The fan group and the event's
+        # broadcasts come before the join, so nothing published right after the join can miss this socket.
         await self.channel_layer.group_send(fan, {"type": "queue.superseded", "by": self.channel_name})
-        self.joined_groups = (fan, event_group(event_id))
-        for group in self.joined_groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+        self.joined_groups = (fan,)
+        await self.channel_layer.group_add(fan, self.channel_name)
+        self.early, self.event_id = [], event_id
+        await process_fanout(self.channel_layer).add(event_id, self)
         try:
             # One trip to a worker thread (event, proof of work, join), off the shared thread: during an
             # on-sale storm joins run in parallel.
@@ -122,6 +127,9 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         self.remember_place(status)
         self.last_heard = time.monotonic()
         self.watchdog = asyncio.ensure_future(self.watch_for_silence())
+        early, self.early = self.early, None
+        for message, text in early:
+            await self.hear(message, text)
 
     async def dispatch(self, message):
         """Channels' dispatch without its `aclose_old_connections()` before every message.
@@ -174,13 +182,16 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         await super().close(code, reason)
 
     async def forward(self, message: dict) -> None:
-        """Send a group event on, unless the socket is gone (a close may race a broadcast)."""
+        """Send a message on, unless the socket is gone (a close may race a broadcast)."""
+        await self.forward_text(json.dumps(message))
+
+    async def forward_text(self, text: str) -> None:
         if self.closing:
             return
         try:
-            await self.send_json(message)
+            await self.send(text_data=text)
         except Exception as exc:  # the server's "send on a closed protocol": the disconnect is on its way
-            logger.debug("dropped %s for a closed socket: %s", message.get("type"), exc)
+            logger.debug("dropped a frame for a closed socket: %s", exc)
             self.closing = True
 
     def _status(self):
@@ -188,7 +199,10 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         return event, admission.status(event, self.user)
 
     async def end(self, message: dict, close_code: int) -> None:
-        """The last message of this socket (admitted, superseded, ...), then the close that says why."""
+        """The last message of this socket (admitted, superseded, ...), then the close that says why. Once:
+        a status pull and a push may both bring the admission."""
+        if self.finished:
+            return
         self.finished = True
         await self.forward(message)
         await self.close(close_code)
@@ -197,8 +211,11 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         await self.end({"type": "error", "code": code, "detail": detail}, close_code)
 
     async def disconnect(self, close_code):
-        if self.watchdog is not None:
-            self.watchdog.cancel()
+        for task in (self.watchdog, self.pull):
+            if task is not None:
+                task.cancel()
+        if self.event_id is not None:
+            process_fanout(self.channel_layer).discard(self.event_id, self)
         if self.counted_open:
             metrics.OPEN_WEBSOCKETS.dec()
             self.counted_open = False
@@ -244,12 +261,29 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         if not self.closing:
             await self.end(message["message"], CLOSE_ADMITTED)
 
-    async def queue_progress(self, message):
-        progress = message["message"]
-        self.last_heard = time.monotonic()
-        await self.forward(progress)
-        if self.turn_may_have_come(progress):
+    async def hear(self, message: dict, text: str) -> None:
+        """An event broadcast (progress, paused, resumed, reset) from this process's fan-out
+        (queues/fanout.py); `text` is its JSON, encoded once for all sockets."""
+        if self.early is not None:  # still joining: `queued` goes first
+            self.early.append((message, text))
+            return
+        if self.closing or self.event is None:
+            return
+        kind = message["type"]
+        if kind == "queue.reset":
+            return await self.end(message["message"], CLOSE_RESET)
+        if kind == "queue.progress":
+            self.last_heard = time.monotonic()
+        await self.forward_text(text)
+        if kind == "queue.progress" and self.turn_may_have_come(message["message"]) and self.pull is None:
+            # In the background: the fan-out hands this broadcast to every other socket meanwhile.
+            self.pull = asyncio.ensure_future(self.pull_status())
+
+    async def pull_status(self) -> None:
+        try:
             await self.check_admission()
+        finally:
+            self.pull = None
 
     def turn_may_have_come(self, progress: dict) -> bool:
         """From the broadcast alone: is this fan at the front, or is what we know of the place stale?
@@ -291,16 +325,6 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             self.remember_place(status)
             if moved:
                 await self.forward(queued_message(status))  # the exact place, to re-anchor the client
-
-    async def queue_paused(self, message):
-        await self.forward(message["message"])
-
-    async def queue_resumed(self, message):
-        await self.forward(message["message"])
-
-    async def queue_reset(self, message):
-        if not self.closing:
-            await self.end(message["message"], CLOSE_RESET)
 
     async def queue_superseded(self, message):
         if message["by"] == self.channel_name or self.closing:

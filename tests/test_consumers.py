@@ -349,3 +349,25 @@ async def test_a_failing_status_pull_keeps_the_socket_open(realtime, waiting_eve
     await comm.send_json_to({"type": "ping"})
     assert (await comm.receive_json_from(timeout=5))["type"] == "pong"  # still open and serving
     await comm.disconnect()
+
+
+async def test_the_event_group_holds_one_channel_per_process_not_one_per_socket(realtime, waiting_event, logged_in):
+    """Broadcasts reach a process once and its sockets from there (queues/fanout.py), each socket once."""
+    from channels.layers import get_channel_layer
+
+    from queues.notify import event_group
+
+    sockets = [(await open_socket(waiting_event.id, headers))[0] for headers in logged_in]
+    layer = get_channel_layer()
+    group = event_group(waiting_event.id)
+    if realtime == "redis":
+        connection = layer.connection(layer.consistent_hash(group))
+        assert await connection.zcard(layer._group_key(group)) == 1
+    else:
+        assert len(layer.groups[group]) == 1
+    result = await tick_and_publish(waiting_event)
+    for comm in sockets:
+        progress = await comm.receive_json_from(timeout=5)
+        assert (progress["type"], progress["waiting"]) == ("progress", result.progress["waiting"])
+        assert await comm.receive_nothing(timeout=0.2)
+        await comm.disconnect()

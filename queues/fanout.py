@@ -1,0 +1,101 @@
+"""Event broadcasts inside one server process: one channel-layer message per process, handed to its sockets.
+
+A Channels group with one member per socket makes channels_redis wake every
+socket's own receive (a fresh queue, two tasks and a wait per socket per
+message): at a thousand sockets a process that alone took about half a core
+per broadcast, and every waiting fan hears one broadcast a second
+(bench/load.py, py-spy). Instead each process puts one channel of its own in
+the event group and hands each broadcast to its local sockets directly, with
+the JSON encoded once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import weakref
+from collections import defaultdict
+
+from .notify import event_group
+
+logger = logging.getLogger(__name__)
+
+# Re-join the event groups this often: group membership expires, and a restarted Redis forgets it.
+REFRESH_SECONDS = 30.0
+RETRY_SECONDS = 1.0
+
+
+class ProcessFanout:
+    """The sockets of each event in this process, and the one channel that hears the event groups for them."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.audiences: dict[int, set] = defaultdict(set)  # event id -> consumers (each has `hear(message, text)`)
+        self.channel: str | None = None
+        self.listener: asyncio.Task | None = None
+
+    async def add(self, event_id: int, consumer) -> None:
+        if self.channel is None:
+            # The default prefix: channels_redis reads all of a process's channels from one list
+            # ("specific.<process>!"); a channel of another prefix would hold its receive lock on another.
+            self.channel = await self.layer.new_channel()
+            self.listener = asyncio.ensure_future(self.listen())
+        if not self.audiences[event_id]:
+            await self.layer.group_add(event_group(event_id), self.channel)
+        self.audiences[event_id].add(consumer)
+
+    def discard(self, event_id: int, consumer) -> None:
+        """The channel stays in the group: a message for an empty audience costs nothing, and leaving it
+        could race the next socket's join. The group's expiry drops it once no socket re-joins."""
+        self.audiences[event_id].discard(consumer)
+
+    async def listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        refreshed = loop.time()
+        while True:
+            try:
+                message = await asyncio.wait_for(self.layer.receive(self.channel), REFRESH_SECONDS)
+            except TimeoutError:
+                message = None
+            except Exception:  # channel layer down (Redis restarting): sockets fall back to their silence pulls
+                logger.warning("fan-out receive failed; retrying", exc_info=True)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            if message is not None:
+                await self.deliver(message)
+            if loop.time() - refreshed >= REFRESH_SECONDS:
+                refreshed = loop.time()
+                await self.refresh()
+
+    async def deliver(self, message: dict) -> None:
+        event_id = message["message"].get("event")
+        audience = list(self.audiences.get(event_id, ()))
+        if not audience:
+            return
+        text = json.dumps(message["message"])
+        for consumer in audience:
+            try:
+                await consumer.hear(message, text)
+            except Exception:  # one broken socket must not cost the others their broadcast
+                logger.exception("broadcast to one socket failed")
+
+    async def refresh(self) -> None:
+        for event_id, audience in list(self.audiences.items()):
+            if not audience:
+                continue
+            try:
+                await self.layer.group_add(event_group(event_id), self.channel)
+            except Exception:
+                logger.warning("fan-out refresh failed for event %s", event_id, exc_info=True)
+
+
+_fanouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def process_fanout(layer) -> ProcessFanout:
+    """This event loop's fan-out (one per loop and layer: tests run several loops in one process)."""
+    per_loop = _fanouts.setdefault(asyncio.get_running_loop(), {})
+    if id(layer) not in per_loop:
+        per_loop[id(layer)] = ProcessFanout(layer)
+    return per_loop[id(layer)]
