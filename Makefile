@@ -66,7 +66,7 @@ test: install-dev browser gettext lint
 bench: install-dev
 	QMS_BENCH_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/store_scale.py $(if $(filter full,$(BENCH_SCALE)),,--sizes 1000 100000 --repeat 2)
 	QMS_BENCH_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/broadcast.py $(if $(filter full,$(BENCH_SCALE)),,--sizes 1000 10000 --repeat 3)
-	$(BIN)/python bench/admission_latency.py $(if $(filter full,$(BENCH_SCALE)),--fans 10000,--fans 1000)
+	$(BIN)/python bench/load.py $(if $(filter full,$(BENCH_SCALE)),--fans 10000,--fans 1000 --repeat 2)
 	$(BIN)/python bench/verify_path.py $(if $(filter full,$(BENCH_SCALE)),,--admissions 1000 --repeat 2 --duration 4)
 
 screenshots: install-dev browser

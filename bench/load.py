@@ -264,7 +264,8 @@ def run_once(target, fans: int, arrival: float, progress_seconds: float, rate: i
     target.new_run(rate)
     asyncio.run(warm_up(target))
     pids = target.pids()
-    profilers = [subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "200", "--gil", "--format", "raw",
+    py_spy = str(Path(sys.executable).parent / "py-spy")
+    profilers = [subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", "200", "--gil", "--format", "raw",
                                    "--output", str(profile_dir / f"{target.name}-{i}.txt")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for i, pid in enumerate(pids)] if profile_dir else []
