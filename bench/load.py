@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -328,6 +329,17 @@ def percentiles(values: list[float]) -> dict:
     return {"n": len(values), "p50_ms": at(0.5), "p90_ms": at(0.9), "p99_ms": at(0.99), "max_ms": at(1.0)}
 
 
+def failure(record: dict) -> str:
+    """Why a fan never got `queued`: the client's error, another first frame, or the close without a frame."""
+    if record.get("error"):
+        return record["error"]
+    if record.get("first_type"):
+        return f"first frame {record['first_type']}"
+    if "open" not in record:
+        return "still connecting at the end"
+    return f"closed {record.get('close_code')} without a frame" if "closed" in record else "open, no frame"
+
+
 def summarise(name: str, records: list[dict], marks: dict, rss_before: list[int], fans: int, arrival: float,
               rate: int) -> dict:
     queued = [r for r in records if r.get("first_type") == "queued"]
@@ -344,8 +356,7 @@ def summarise(name: str, records: list[dict], marks: dict, rss_before: list[int]
         "target": name, "fans": fans, "arrival_seconds": arrival, "rate_per_minute": rate,
         "storm": {
             "queued": len(queued), "dropped": fans - len(queued),
-            "errors": sorted({r.get("error") or r.get("first_type") or "no frame" for r in records
-                              if r.get("first_type") != "queued"}),
+            "errors": dict(Counter(failure(r) for r in records if r.get("first_type") != "queued")),
             "connect_to_queued": percentiles(connect_to_queued),
             "seconds_to_all_queued": round(marks["storm_done"] - marks["t0"], 2),
             "server_cpu_seconds": round(marks["cpu_storm"], 2),

@@ -132,6 +132,11 @@ LOGIN_REDIRECT_URL = "/"
 QMS_REDIS_URL = os.environ.get("QMS_REDIS_URL", "")
 QMS_KEY_PREFIX = os.environ.get("QMS_KEY_PREFIX", "qms")
 
+# Channel-layer connections per server process, and the socket joins (and leaves) in flight at once per
+# process, each of which holds a few of them: past the limit a storm's sockets wait instead of failing.
+QMS_CHANNEL_MAX_CONNECTIONS = int(os.environ.get("QMS_CHANNEL_MAX_CONNECTIONS", "1000"))
+QMS_JOINS_AT_ONCE = int(os.environ.get("QMS_JOINS_AT_ONCE", str(max(1, QMS_CHANNEL_MAX_CONNECTIONS // 4))))
+
 if QMS_REDIS_URL:
     QMS_STORE = {
         "BACKEND": "queues.store.redis.RedisQueueStore",
@@ -148,7 +153,7 @@ if QMS_REDIS_URL:
                 "hosts": [
                     {
                         "address": QMS_REDIS_URL,
-                        "max_connections": int(os.environ.get("QMS_CHANNEL_MAX_CONNECTIONS", "1000")),
+                        "max_connections": QMS_CHANNEL_MAX_CONNECTIONS,
                         "socket_timeout": None,
                         "socket_connect_timeout": 5,
                         "retry_on_timeout": True,

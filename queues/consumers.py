@@ -49,15 +49,22 @@ SILENCE_SECONDS = 5.0  # no broadcast for this long (one is due every tick): pul
 # Silence pulls at once per server process. When a busy server delivers broadcasts late, every socket
 # falls silent together: unbounded, their pulls would add thousands of database trips to that load.
 SILENCE_PULLS_AT_ONCE = 4
-_silence_gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def silence_gate() -> asyncio.Semaphore:
-    """This event loop's limit on silence pulls (one per loop: tests run several loops in one process)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _silence_gates:
-        _silence_gates[loop] = asyncio.Semaphore(SILENCE_PULLS_AT_ONCE)
-    return _silence_gates[loop]
+def gate(name: str, size: int) -> asyncio.Semaphore:
+    """A limit shared by this process's sockets (one per event loop: tests run several loops in one process)."""
+    gates = _gates.setdefault(asyncio.get_running_loop(), {})
+    if name not in gates:
+        gates[name] = asyncio.Semaphore(size)
+    return gates[name]
+
+
+def joins_gate() -> asyncio.Semaphore:
+    """Joins and leaves in flight at once per process. Each holds channel-layer connections: in a storm of
+    thousands of sockets, unbounded, they emptied the pool and redis-py raised MaxConnectionsError, which
+    closed the socket without a frame (7,571 of 10,000 in bench/load.py). Past the limit, sockets wait."""
+    return gate("joins", settings.QMS_JOINS_AT_ONCE)
 
 
 def origin_allowed(scope) -> bool:
@@ -101,7 +108,11 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             return await self.refuse("not_authenticated", "Log in first.", CLOSE_NOT_AUTHENTICATED)
         self.user = user
-        event_id = self.scope["url_route"]["kwargs"]["event_id"]
+        async with joins_gate():
+            await self.join_queue(self.scope["url_route"]["kwargs"]["event_id"])
+
+    async def join_queue(self, event_id: int) -> None:
+        user = self.user
         fan = fan_group(event_id, user.id)
         # One device per user: whoever holds the fan group now is told to go. The fan group and the event's
         # broadcasts come before the join, so nothing published right after the join can miss this socket.
@@ -151,7 +162,7 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             # Jittered, so sockets that connected together do not fall silent (and pull) together.
             await asyncio.sleep(SILENCE_SECONDS * random.uniform(1.0, 1.5))
             if not self.closing and time.monotonic() - self.last_heard > SILENCE_SECONDS:
-                async with silence_gate():
+                async with gate("silence", SILENCE_PULLS_AT_ONCE):
                     if not self.closing and time.monotonic() - self.last_heard > SILENCE_SECONDS:
                         await self.check_admission()
 
@@ -219,11 +230,12 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         if self.counted_open:
             metrics.OPEN_WEBSOCKETS.dec()
             self.counted_open = False
-        for group in self.joined_groups:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        if self.event is not None and not self.finished:
-            await database_sync_to_async(get_store().mark_disconnected, thread_sensitive=False)(
-                self.event.id, self.user.id, self.channel_name, time.time())
+        async with joins_gate():
+            for group in self.joined_groups:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            if self.event is not None and not self.finished:
+                await database_sync_to_async(get_store().mark_disconnected, thread_sensitive=False)(
+                    self.event.id, self.user.id, self.channel_name, time.time())
 
     # --- client -> server ---------------------------------------------------------
 

@@ -371,3 +371,21 @@ async def test_the_event_group_holds_one_channel_per_process_not_one_per_socket(
         assert (progress["type"], progress["waiting"]) == ("progress", result.progress["waiting"])
         assert await comm.receive_nothing(timeout=0.2)
         await comm.disconnect()
+
+
+@pytest.mark.parametrize("realtime", ["redis"], indirect=True)
+async def test_a_storm_larger_than_the_channel_layer_pool_waits_instead_of_failing(realtime, waiting_event, make_user,
+                                                                                   settings):
+    """Each join holds channel-layer connections; past the pool, redis-py raises MaxConnectionsError and the
+    socket closed without a frame. Joins in flight are bounded (QMS_JOINS_AT_ONCE), so everyone is queued."""
+    layers = settings.CHANNEL_LAYERS
+    config = layers["default"]["CONFIG"]
+    settings.CHANNEL_LAYERS = {"default": {**layers["default"], "CONFIG": {
+        **config, "hosts": [{**config["hosts"][0], "max_connections": 4}]}}}
+    settings.QMS_JOINS_AT_ONCE = 1
+    users = await database_sync_to_async(lambda: [make_user() for _ in range(30)])()
+    opened = await asyncio.gather(*(open_socket(waiting_event.id, [ORIGIN], query=f"token={AccessToken.for_user(u)}")
+                                    for u in users))
+    assert sorted(first["ticket"] for _, first in opened) == list(range(1, 31))
+    for comm, _ in opened:
+        await comm.disconnect()
