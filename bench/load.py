@@ -363,6 +363,7 @@ def summarise(name: str, records: list[dict], marks: dict, rss_before: list[int]
             "rss_per_socket_kb": [round(value / 1024, 1) for value in rss_per_socket],
             "rss_after_mb": [round(value / 2**20, 1) for value in marks["rss_after"]],
             "timeline": sorted(round(r["open"] - marks["t0"], 3) for r in records if "open" in r),
+            "queued_timeline": sorted(round(r["first"] - marks["t0"], 3) for r in queued),
         },
         "progress": {
             "broadcasts": len(broadcasts), "deliveries": len(progress), "delivery": percentiles(progress),
@@ -443,9 +444,11 @@ def plot(runs: list[dict], label: str) -> Path:
     ax = axes[1][0]
     for name, run in first.items():
         timeline = run["storm"]["timeline"]
-        ax.plot(timeline, range(1, len(timeline) + 1), label=name, color=colours[name])
+        ax.plot(timeline, range(1, len(timeline) + 1), label=f"{name}: open", color=colours[name])
+        queued = run["storm"].get("queued_timeline", [])
+        ax.plot(queued, range(1, len(queued) + 1), label=f"{name}: queued", color=colours[name], linestyle="--")
     ax.set_xlabel("seconds since the storm began")
-    ax.set_ylabel("sockets open")
+    ax.set_ylabel("sockets")
     ax.set_title("connections over time")
     ax.grid(True, alpha=0.3)
     ax.legend()
@@ -478,7 +481,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", choices=["qms", "bare"], help="measure one target (profiling)")
     parser.add_argument("--py-spy", type=Path, help="record each Daphne with py-spy into this directory")
+    parser.add_argument("--replot", action="store_true", help="only redraw the plot from the saved results")
     args = parser.parse_args()
+    label = f"{args.fans:,} fans in {args.arrival_seconds:g} s, {args.rate:,}/min"
+    if args.replot:
+        print("plot:", plot(json.loads((RESULTS / f"load-{args.fans}.json").read_text()), label))
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -493,9 +501,8 @@ def main() -> None:
                     run = run_once(target, args.fans, args.arrival_seconds, args.progress_seconds, args.rate,
                                    args.clients, args.py_spy)
                     runs.append(run)
-                    print(json.dumps({k: v for k, v in run.items() if k != "samples"}
-                                     | {"storm": {k: v for k, v in run["storm"].items() if k != "timeline"}}),
-                          flush=True)
+                    storm = {k: v for k, v in run["storm"].items() if not k.endswith("timeline")}
+                    print(json.dumps({k: v for k, v in run.items() if k != "samples"} | {"storm": storm}), flush=True)
         finally:
             for target in targets:
                 target.stop()
@@ -505,7 +512,7 @@ def main() -> None:
         summary = report(runs)
         print(json.dumps(summary, indent=2))
         (RESULTS / f"load-{args.fans}-summary.json").write_text(json.dumps(summary, indent=2))
-        print("plot:", plot(runs, f"{args.fans:,} fans in {args.arrival_seconds:g} s, {args.rate:,}/min"))
+        print("plot:", plot(runs, label))
 
 
 if __name__ == "__main__":
