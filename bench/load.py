@@ -167,7 +167,13 @@ class QmsTarget:
         """Beat's tick broadcasts every second by itself."""
 
     async def open_admission(self, fans: int, rate: int) -> None:
-        await asyncio.to_thread(self.topology.set_paused, self.event_id, False)
+        """The operator's PATCH; a server still working off a storm may answer it late, so ask again."""
+        for attempt in range(6):
+            try:
+                return await asyncio.to_thread(self.topology.set_paused, self.event_id, False)
+            except (TimeoutError, OSError):
+                if attempt == 5:
+                    raise
 
     def stop(self) -> None:
         stop_topology(self.topology)
