@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 # Re-join the event groups this often: group membership expires, and a restarted Redis forgets it.
 REFRESH_SECONDS = 30.0
 RETRY_SECONDS = 1.0
+SOCKETS_PER_SLICE = 250  # a broadcast to thousands of sockets yields to the event loop between slices
 
 
 class ProcessFanout:
@@ -34,6 +35,9 @@ class ProcessFanout:
         self.audiences: dict[int, set] = defaultdict(set)  # event id -> consumers (each has `hear(message, text)`)
         self.channel: str | None = None
         self.listener: asyncio.Task | None = None
+        self.deliverer: asyncio.Task | None = None
+        self.pending: list[dict] = []  # heard, not yet handed to the sockets
+        self.wakeup = asyncio.Event()
 
     async def add(self, event_id: int, consumer) -> None:
         if self.channel is None:
@@ -41,6 +45,7 @@ class ProcessFanout:
             # ("specific.<process>!"); a channel of another prefix would hold its receive lock on another.
             self.channel = await self.layer.new_channel()
             self.listener = asyncio.ensure_future(self.listen())
+            self.deliverer = asyncio.ensure_future(self.deliver_pending())
         if not self.audiences[event_id]:
             await self.layer.group_add(event_group(event_id), self.channel)
         self.audiences[event_id].add(consumer)
@@ -63,10 +68,27 @@ class ProcessFanout:
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             if message is not None:
-                await self.deliver(message)
+                self.enqueue(message)
             if loop.time() - refreshed >= REFRESH_SECONDS:
                 refreshed = loop.time()
                 await self.refresh()
+
+    def enqueue(self, message: dict) -> None:
+        """Queue a broadcast for the sockets. A newer `progress` replaces an older one of the same event still
+        waiting: a server behind (a storm, a slow client) skips stale places instead of falling further behind."""
+        if message["type"] == "queue.progress":
+            event_id = message["message"].get("event")
+            self.pending = [m for m in self.pending
+                            if not (m["type"] == "queue.progress" and m["message"].get("event") == event_id)]
+        self.pending.append(message)
+        self.wakeup.set()
+
+    async def deliver_pending(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            while self.pending:
+                await self.deliver(self.pending.pop(0))
 
     async def deliver(self, message: dict) -> None:
         event_id = message["message"].get("event")
@@ -74,11 +96,13 @@ class ProcessFanout:
         if not audience:
             return
         text = json.dumps(message["message"])
-        for consumer in audience:
+        for index, consumer in enumerate(audience, 1):
             try:
                 await consumer.hear(message, text)
             except Exception:  # one broken socket must not cost the others their broadcast
                 logger.exception("broadcast to one socket failed")
+            if index % SOCKETS_PER_SLICE == 0:
+                await asyncio.sleep(0)  # let admissions, joins and newer broadcasts in meanwhile
 
     async def refresh(self) -> None:
         for event_id, audience in list(self.audiences.items()):
