@@ -60,7 +60,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 
 test: install-dev browser gettext lint
-	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_CONN_MAX_AGE=0 QMS_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
+	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_POOL=0 QMS_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
 
 # Benchmarks (results in docs/PERFORMANCE.md); BENCH_SCALE=full runs the full-size scenarios.
 bench: install-dev

@@ -140,8 +140,7 @@ class QmsTarget:
     name = "qms"
 
     def __init__(self, tmp: Path, fans: int):
-        # Production's database settings (the end-to-end tests reconnect per query instead).
-        self.topology = start_topology(tmp, fans, DATABASE_CONN_MAX_AGE="60")
+        self.topology = start_topology(tmp, fans)  # production's settings: a connection pool per process
         self.event_id = 0
 
     def restart_servers(self) -> None:

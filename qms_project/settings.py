@@ -93,9 +93,21 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
     )
 }
+# PostgreSQL: a psycopg connection pool per process (DATABASE_POOL_MAX_SIZE connections). Not persistent
+# per-thread connections (CONN_MAX_AGE): under ASGI Django runs each HTTP request's sync code in a new
+# thread, so those piled up one connection per request until PostgreSQL refused more (verify endpoint under
+# load: "too many clients already", bench/verify_path.py). DATABASE_POOL=0 turns the pool off (PgBouncer).
+DATABASE_POOL = _env_bool("DATABASE_POOL", True)
+if (DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL
+        and not DATABASES["default"]["CONN_MAX_AGE"]):
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1, "max_size": int(os.environ.get("DATABASE_POOL_MAX_SIZE", "16")),
+        # Waiting longer for a connection than this fails (PoolTimeout, an OperationalError): well inside the
+        # tick task's soft time limit, so a database outage fails ticks cleanly rather than killing them.
+        "timeout": 3}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several threads (server, admission loop) share the file: wait for locks.
     DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -118,7 +118,8 @@ def test_postgres_unreachable_ticks_fail_safe_then_resume(tmp_path):
     assert counts == Counter({1: count}), f"{counts} {closes}\n{worker_log[-3000:]}"
     assert len(rows) == count and len({user for user, _ in rows}) == count  # issued once each
     assert after_outage - during <= 2 * RATE_PER_MINUTE / 60  # at most what was in flight: ticks stopped
-    assert "OperationalError" in worker_log  # the outage was real: ticks failed, then resumed
+    # The outage was real: ticks failed (a broken connection, or none from the pool in time), then resumed.
+    assert "OperationalError" in worker_log or "PoolTimeout" in worker_log
 
 
 def test_redis_restarted_with_aof_keeps_the_queue_and_every_place(tmp_path):

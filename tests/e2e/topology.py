@@ -139,7 +139,7 @@ def start_topology(tmp: Path, fans: int, *, database_port: int = 5432, redis_url
         QMS_KEY_PREFIX=f"qms-e2e-{name}",
         QMS_SIGNING_KEY_FILE=str(key_file), QMS_WEB1_PORT=str(ports[0]), QMS_WEB2_PORT=str(ports[1]),
         QMS_BEAT_SCHEDULE_FILE=str(tmp / "celerybeat-schedule"),
-        PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"), **{"DATABASE_CONN_MAX_AGE": "0", **settings_env},
+        PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"), **{"DATABASE_POOL": "1", **settings_env},
     )
     (tmp / "prometheus").mkdir(exist_ok=True)
     topology = Topology(env, ports, tmp, database_url, "", [], name=name)
