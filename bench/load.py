@@ -300,8 +300,10 @@ def run_once(target, fans: int, arrival: float, progress_seconds: float, rate: i
         marks["rss_after"] = [rss_bytes(pid) for pid in pids]
         marks["progress_from"] = time.time()
         cpu_before = [cpu_seconds(pid) for pid in pids]
+        client_cpu_before = [cpu_seconds(proc.pid) for proc in procs]
         await asyncio.sleep(progress_seconds)
         marks["cpu_progress"] = sum(cpu_seconds(pid) for pid in pids) - sum(cpu_before)
+        marks["client_cpu_progress"] = sum(cpu_seconds(proc.pid) for proc in procs) - sum(client_cpu_before)
         marks["progress_to"] = time.time()
         marks["admission_from"] = time.time()
         await target.open_admission(fans, rate)
@@ -375,6 +377,9 @@ def summarise(name: str, records: list[dict], marks: dict, rss_before: list[int]
             # Daphne CPU per second of waiting, i.e. per tick (one broadcast each).
             "server_cpu_ms_per_tick": round(marks["cpu_progress"] / (marks["progress_to"] - marks["progress_from"])
                                             * 1000, 1),
+            # The load client shares the 2 cores: what it takes is not there for the servers.
+            "client_cpu_ms_per_tick": round(marks["client_cpu_progress"]
+                                            / (marks["progress_to"] - marks["progress_from"]) * 1000, 1),
         },
         "admission": {
             "admitted": len(admitted), "tick_to_jwt": percentiles(admitted),
@@ -413,6 +418,7 @@ def report(runs: list[dict]) -> dict:
             "progress_p50_ms": median_of(mine, "progress", "delivery", "p50_ms"),
             "progress_p99_ms": median_of(mine, "progress", "delivery", "p99_ms"),
             "progress_cpu_ms_per_tick": median_of(mine, "progress", "server_cpu_ms_per_tick"),
+            "client_cpu_ms_per_tick": median_of(mine, "progress", "client_cpu_ms_per_tick"),
             "tick_to_jwt_p50_ms": median_of(mine, "admission", "tick_to_jwt", "p50_ms"),
             "tick_to_jwt_p99_ms": median_of(mine, "admission", "tick_to_jwt", "p99_ms"),
             "admitted": min(run["admission"]["admitted"] for run in mine),
