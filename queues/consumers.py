@@ -91,7 +91,7 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
     place_read_at: float = 0.0  # wall clock (like a broadcast's `at`) when that place was read
     last_check: float = 0.0
     last_heard: float = 0.0
-    watchdog: asyncio.Task | None = None
+    silence_after: float = 0.0  # this socket's jittered share of SILENCE_SECONDS
     pull: asyncio.Task | None = None  # a status pull started by a broadcast
     event_id: int | None = None  # in this process's fan-out for this event
     early: list | None = None  # broadcasts heard while the join was still running, replayed after `queued`
@@ -137,7 +137,8 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(queued_message(status))
         self.remember_place(status)
         self.last_heard = time.monotonic()
-        self.watchdog = asyncio.ensure_future(self.watch_for_silence())
+        # Jittered, so sockets that connected together do not fall silent (and pull) together.
+        self.silence_after = random.uniform(1.0, 1.5)
         early, self.early = self.early, None
         for message, text in early:
             await self.hear(message, text)
@@ -155,16 +156,15 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
-    async def watch_for_silence(self) -> None:
-        """A socket that hears nothing (its server lost the channel layer, e.g. Redis restarted) still
-        learns its admission: it pulls its status from the store and ledger, which need no channel layer."""
-        while not self.closing:
-            # Jittered, so sockets that connected together do not fall silent (and pull) together.
-            await asyncio.sleep(SILENCE_SECONDS * random.uniform(1.0, 1.5))
-            if not self.closing and time.monotonic() - self.last_heard > SILENCE_SECONDS:
-                async with gate("silence", SILENCE_PULLS_AT_ONCE):
-                    if not self.closing and time.monotonic() - self.last_heard > SILENCE_SECONDS:
-                        await self.check_admission()
+    def silent(self) -> bool:
+        return time.monotonic() - self.last_heard > SILENCE_SECONDS * self.silence_after
+
+    def check_silence(self) -> None:
+        """Called by the process's silence sweep (queues/fanout.py) rather than by a timer task per socket
+        (1.6 KiB each). A socket that hears nothing (its server lost the channel layer, e.g. Redis restarted)
+        still learns its admission: it pulls its status from the store and ledger, which need no channel layer."""
+        if self.early is None and not self.closing and self.pull is None and self.silent():
+            self.pull = asyncio.ensure_future(self.pull_status(after_silence=True))
 
     def remember_place(self, status) -> None:
         self.known_ahead = status.ahead if status.state == "waiting" else None
@@ -222,9 +222,8 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         await self.end({"type": "error", "code": code, "detail": detail}, close_code)
 
     async def disconnect(self, close_code):
-        for task in (self.watchdog, self.pull):
-            if task is not None:
-                task.cancel()
+        if self.pull is not None:
+            self.pull.cancel()
         if self.event_id is not None:
             process_fanout(self.channel_layer).discard(self.event_id, self)
         if self.counted_open:
@@ -291,9 +290,14 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             # In the background: the fan-out hands this broadcast to every other socket meanwhile.
             self.pull = asyncio.ensure_future(self.pull_status())
 
-    async def pull_status(self) -> None:
+    async def pull_status(self, after_silence: bool = False) -> None:
         try:
-            await self.check_admission()
+            if not after_silence:
+                return await self.check_admission()
+            async with gate("silence", SILENCE_PULLS_AT_ONCE):
+                if not self.closing and self.silent():
+                    await self.check_admission()
+                    self.last_heard = time.monotonic()  # the next silence pull a silence period later
         finally:
             self.pull = None
 

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 REFRESH_SECONDS = 30.0
 RETRY_SECONDS = 1.0
 SOCKETS_PER_SLICE = 250  # a broadcast to thousands of sockets yields to the event loop between slices
+SWEEP_SECONDS = 1.0  # how often the sockets are asked whether they have been silent too long
 
 
 class ProcessFanout:
@@ -36,6 +37,7 @@ class ProcessFanout:
         self.channel: str | None = None
         self.listener: asyncio.Task | None = None
         self.deliverer: asyncio.Task | None = None
+        self.sweeper: asyncio.Task | None = None
         self.pending: list[dict] = []  # heard, not yet handed to the sockets
         self.wakeup = asyncio.Event()
 
@@ -46,6 +48,7 @@ class ProcessFanout:
             self.channel = await self.layer.new_channel()
             self.listener = asyncio.ensure_future(self.listen())
             self.deliverer = asyncio.ensure_future(self.deliver_pending())
+            self.sweeper = asyncio.ensure_future(self.sweep_silence())
         if not self.audiences[event_id]:
             await self.layer.group_add(event_group(event_id), self.channel)
         self.audiences[event_id].add(consumer)
@@ -103,6 +106,20 @@ class ProcessFanout:
                 logger.exception("broadcast to one socket failed")
             if index % SOCKETS_PER_SLICE == 0:
                 await asyncio.sleep(0)  # let admissions, joins and newer broadcasts in meanwhile
+
+    async def sweep_silence(self) -> None:
+        """One timer for the process's sockets (each has `check_silence()`), not one task per socket.
+        It needs no channel layer: it is what still works when the layer is lost."""
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            for audience in list(self.audiences.values()):
+                for index, consumer in enumerate(list(audience), 1):
+                    try:
+                        consumer.check_silence()
+                    except Exception:
+                        logger.exception("silence check of one socket failed")
+                    if index % (SOCKETS_PER_SLICE * 4) == 0:
+                        await asyncio.sleep(0)
 
     async def refresh(self) -> None:
         for event_id, audience in list(self.audiences.items()):
