@@ -14,7 +14,6 @@ import json
 import logging
 import random
 import time
-import weakref
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -27,7 +26,7 @@ from events.models import Event
 
 from . import admission, challenge, metrics
 from .auth import JWT_SUBPROTOCOL
-from .fanout import process_fanout
+from .fanout import loop_local, process_fanout
 from .notify import admitted_message, fan_group, queued_message
 from .store import get_store
 
@@ -49,15 +48,11 @@ SILENCE_SECONDS = 5.0  # no broadcast for this long (one is due every tick): pul
 # Silence pulls at once per server process. When a busy server delivers broadcasts late, every socket
 # falls silent together: unbounded, their pulls would add thousands of database trips to that load.
 SILENCE_PULLS_AT_ONCE = 4
-_gates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def gate(name: str, size: int) -> asyncio.Semaphore:
-    """A limit shared by this process's sockets (one per event loop: tests run several loops in one process)."""
-    gates = _gates.setdefault(asyncio.get_running_loop(), {})
-    if name not in gates:
-        gates[name] = asyncio.Semaphore(size)
-    return gates[name]
+    """A limit shared by this process's sockets."""
+    return loop_local(("gate", name), lambda: asyncio.Semaphore(size))
 
 
 def joins_gate() -> asyncio.Semaphore:

@@ -131,12 +131,18 @@ class ProcessFanout:
                 logger.warning("fan-out refresh failed for event %s", event_id, exc_info=True)
 
 
-_fanouts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_loop_locals: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def loop_local(key, make):
+    """One `make()` per event loop and key: state shared by a server process's sockets (tests run several
+    event loops in one process, and asyncio objects belong to one loop)."""
+    values = _loop_locals.setdefault(asyncio.get_running_loop(), {})
+    if key not in values:
+        values[key] = make()
+    return values[key]
 
 
 def process_fanout(layer) -> ProcessFanout:
-    """This event loop's fan-out (one per loop and layer: tests run several loops in one process)."""
-    per_loop = _fanouts.setdefault(asyncio.get_running_loop(), {})
-    if id(layer) not in per_loop:
-        per_loop[id(layer)] = ProcessFanout(layer)
-    return per_loop[id(layer)]
+    """This event loop's fan-out for this channel layer."""
+    return loop_local(("fanout", id(layer)), lambda: ProcessFanout(layer))
