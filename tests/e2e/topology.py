@@ -120,12 +120,10 @@ class Topology:
             proc.stop()
 
 
-def start_topology(tmp: Path, fans: int, *, database_port: int = 5432, redis_url: str = REDIS_DB_URL,
-                   **settings_env: str) -> Topology:
-    """Create a database, seed `fans` fans and start web1, web2, worker and beat.
+def start_topology(tmp: Path, fans: int, *, database_port: int = 5432, redis_url: str = REDIS_DB_URL) -> Topology:
+    """Create a database, seed `fans` fans and start web1, web2, worker and beat, with production's settings.
 
-    `database_port` and `redis_url` let fault tests put a proxy or a Redis of their own in between;
-    `settings_env` overrides environment settings (benchmarks run with production's database connection reuse).
+    `database_port` and `redis_url` let fault tests put a proxy or a Redis of their own in between.
     """
     name = f"qms_e2e_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
@@ -139,7 +137,8 @@ def start_topology(tmp: Path, fans: int, *, database_port: int = 5432, redis_url
         QMS_KEY_PREFIX=f"qms-e2e-{name}",
         QMS_SIGNING_KEY_FILE=str(key_file), QMS_WEB1_PORT=str(ports[0]), QMS_WEB2_PORT=str(ports[1]),
         QMS_BEAT_SCHEDULE_FILE=str(tmp / "celerybeat-schedule"),
-        PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"), **{"DATABASE_POOL": "1", **settings_env},
+        PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"),
+        DATABASE_POOL="1",  # as in production, whatever the test run's own setting
     )
     (tmp / "prometheus").mkdir(exist_ok=True)
     topology = Topology(env, ports, tmp, database_url, "", [], name=name)
