@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qms_project.settings")
 
+from bench.procstat import cpu_seconds, rss_bytes  # noqa: E402
 from tests.e2e.servers import PYTHON, Process, base_env, free_port, wait_http  # noqa: E402
 from tests.e2e.topology import REDIS_DB_URL, start_topology, stop_topology  # noqa: E402
 
@@ -120,18 +121,6 @@ def server_pid(process: Process) -> int:
     pid = process.proc.pid
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return int(children[0]) if children else pid
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class QmsTarget:

@@ -46,6 +46,7 @@ import jwt  # noqa: E402
 import psycopg  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from bench.procstat import cpu_seconds  # noqa: E402
 from queues import tokens  # noqa: E402
 from queues.verify import REQUIRED_CLAIMS, VERIFY_PATH, AdmissionVerifier  # noqa: E402
 from tests.e2e.servers import base_env, free_port, manage, wait_http  # noqa: E402
@@ -120,28 +121,6 @@ def admit(web: Topology, count: int) -> tuple[int, list[str]]:
     made = json.loads(out.splitlines()[-1])
     assert len(made["tokens"]) == count, f"admitted {len(made['tokens'])} of {count}"
     return made["event"], made["tokens"]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and all its descendants (the Procfile line runs under bash)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    used: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry.name)] = int(fields[1])
-        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
-    family, grown = {pid}, True
-    while grown:
-        children = {child for child, parent in parents.items() if parent in family} - family
-        family |= children
-        grown = bool(children)
-    return sum(used.get(member, 0.0) for member in family)
 
 
 # --- offline: sign and verify in one process ----------------------------------------------
