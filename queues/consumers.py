@@ -270,10 +270,10 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
     async def hear(self, message: dict, text: str) -> None:
         """An event broadcast (progress, paused, resumed, reset) from this process's fan-out
         (queues/fanout.py); `text` is its JSON, encoded once for all sockets."""
-        if self.early is not None:  # still joining: `queued` goes first
+        if self.early is not None:  # still joining (or refused): `queued` goes first
             self.early.append((message, text))
             return
-        if self.closing or self.event is None:
+        if self.closing:  # `early` is None only once queued, so the event is known
             return
         kind = message["type"]
         if kind == "queue.reset":
