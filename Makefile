@@ -59,8 +59,10 @@ run-prod: install
 lint: install-dev
 	$(BIN)/ruff check .
 
+# Each run has a test database of its own (two runs on one machine do not drop each other's).
 test: install-dev browser gettext lint
-	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_POOL=0 QMS_TEST_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
+	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_POOL=0 QMS_TEST_REDIS_URL=$(TEST_REDIS_URL) \
+	  DJANGO_TEST_DATABASE_NAME=test_qms_$$$$ $(BIN)/pytest
 
 # Benchmarks (results in docs/PERFORMANCE.md); BENCH_SCALE=full runs the full-size scenarios.
 bench: install-dev
