@@ -22,9 +22,18 @@ from django.utils import timezone
 
 from events.models import Event, QueueingMethod
 
-from . import metrics, tokens
+from . import challenge, metrics, tokens
 from .health_gate import site_healthy
 from .models import Admission
+from .refusals import (
+    ProofOfWorkRequired,
+    QueueClosed,  # noqa: F401  (callers catch admission.QueueClosed: draining or not open yet)
+    QueueDraining,
+    QueueNotOpen,
+    TokenAlreadyRedeemed,
+    TokenRefused,
+    TokenReleased,
+)
 from .store import get_store
 from .store.base import ADMITTED, PENDING, Popped
 
@@ -34,15 +43,6 @@ UNLIMITED = 1e9  # rate and burst of events whose queue is switched off
 
 # Draws the pre-queue keys: an OS-seeded generator (tests may swap in a seeded one).
 prequeue_rng: random.Random = random.SystemRandom()
-
-
-class QueueClosed(Exception):
-    """The event accepts no new joins (draining, or the pre-queue is not open yet); queued fans keep their place."""
-
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,25 @@ def _live_admission_for(event: Event, user_id: int, ticket: int) -> Admission | 
     return None
 
 
+def enter(event: Event, user, *, pow_challenge: str | None = None, pow_solution: str | None = None) -> QueueStatus:
+    """The front door both adapters use: the event's proof-of-work gate, then `join`.
+
+    A fan who holds no place at an event that asks for proof of work must bring a solved challenge; without
+    one (or with a wrong or expired one) ProofOfWorkRequired is raised carrying a fresh `challenge` to solve.
+    A fan who holds a place reconnects freely, and a draining queue refuses the join itself (QueueDraining),
+    so nobody solves a challenge for a queue that would turn them away.
+    """
+    if challenge.required(event) and not event.draining and status(event, user) is None:
+        try:
+            challenge.verify_solution(event, user, pow_challenge, pow_solution)
+        except ProofOfWorkRequired as refused:
+            refused.extra["challenge"] = challenge.issue_challenge(event, user)
+            raise
+    return join(event, user)
+
+
 def join(event: Event, user) -> QueueStatus:
-    """Queue the fan (idempotent: a fan who joins again keeps the first ticket)."""
+    """Queue the fan (idempotent: a fan who joins again keeps the first ticket). Adapters call `enter`."""
     store = get_store()
     place = store.place(event.id, user.id)
     if place is not None and place.state == ADMITTED:
@@ -151,9 +168,9 @@ def join(event: Event, user) -> QueueStatus:
         store.forget(event.id, user.id, place.ticket)  # expired or released: queue anew
         place = None
     if place is None and event.draining:
-        raise QueueClosed("queue_draining", "This queue takes no new fans.")
+        raise QueueDraining()
     if place is None and in_prequeue(event) and event.prequeue_opens_at and timezone.now() < event.prequeue_opens_at:
-        raise QueueClosed("queue_not_open", f"The queue opens at {event.prequeue_opens_at.isoformat()}.")
+        raise QueueNotOpen(f"The queue opens at {event.prequeue_opens_at.isoformat()}.")
     prequeue = in_prequeue(event)
     place = store.join(event.id, user.id, prequeue_key=prequeue_rng.random() if prequeue else None, now=_now())
     if place.created:
@@ -363,19 +380,19 @@ def stats(event: Event) -> dict:
 def verify(token: str, *, redeem: bool, event_id: int | None = None) -> tuple[dict, Admission]:
     """Verify a token against the keys and the ledger; redeem it once if asked.
 
-    Raises tokens.TokenError with a stable code.
+    Raises TokenRefused (TokenReleased, TokenAlreadyRedeemed: 409) with a stable code.
     """
     claims = tokens.decode(token, event_id=event_id)
     admission = Admission.objects.filter(jti=claims["jti"]).first()
     if admission is None:
-        raise tokens.TokenError("token_unknown", "No admission was issued with this token.")
+        raise TokenRefused(TokenRefused.codes["token_unknown"], code="token_unknown")
     if admission.released_at is not None:
-        raise tokens.TokenError("token_released", "The admission was released.")
+        raise TokenReleased()
     if redeem:
         now = timezone.now()
         updated = Admission.objects.filter(pk=admission.pk, redeemed_at__isnull=True).update(redeemed_at=now)
         if not updated:
-            raise tokens.TokenError("token_already_redeemed", "The token was already redeemed.")
+            raise TokenAlreadyRedeemed()
         admission.redeemed_at = now
         logger.info("redeem", extra={"event_id": admission.event_id, "user_id": admission.user_id,
                                      "jti": admission.jti})
@@ -387,7 +404,7 @@ def release(token: str) -> tuple[Admission, bool]:
     claims = tokens.decode(token, verify_exp=False)
     admission = Admission.objects.filter(jti=claims["jti"]).first()
     if admission is None:
-        raise tokens.TokenError("token_unknown", "No admission was issued with this token.")
+        raise TokenRefused(TokenRefused.codes["token_unknown"], code="token_unknown")
     now = timezone.now()
     released = bool(Admission.objects.filter(pk=admission.pk, released_at__isnull=True).update(released_at=now))
     admission.refresh_from_db()

@@ -9,8 +9,8 @@ from rest_framework.views import APIView
 
 from events.models import Event
 
-from . import admission, challenge
-from .errors import EventNotFound, NotInQueue, ProofOfWorkRequired, QueueDraining, TokenRefused
+from . import admission
+from .refusals import EventNotFound, NotInQueue
 from .serializers import (
     ErrorSerializer,
     QueueStatsSerializer,
@@ -21,9 +21,8 @@ from .serializers import (
     VerifyResponseSerializer,
 )
 from .throttles import JoinPerAddressThrottle, JoinPerUserThrottle
-from .tokens import TokenError
 
-ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 409, 428, 429)}
+ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 405, 409, 415, 428, 429)}
 # Optional body of a join: the solved proof-of-work challenge, when the event asks for one (428 otherwise).
 JOIN_REQUEST = inline_serializer("JoinRequest", {"pow": inline_serializer("ProofOfWork", {
     "challenge": serializers.CharField(), "solution": serializers.CharField(max_length=64)}, required=False)})
@@ -46,19 +45,10 @@ class QueueView(APIView):
 
     @extend_schema(request=JOIN_REQUEST, responses={200: QueueStatusSerializer, 201: QueueStatusSerializer, **ERRORS})
     def post(self, request, event_id: int):
-        event = get_event(event_id)
-        if challenge.required(event) and not event.draining and admission.status(event, request.user) is None:
-            pow_body = request.data.get("pow") if isinstance(request.data, dict) else None
-            pow_body = pow_body if isinstance(pow_body, dict) else {}
-            try:
-                challenge.verify_solution(event, request.user, pow_body.get("challenge"), pow_body.get("solution"))
-            except challenge.ChallengeFailed as exc:
-                fresh = challenge.issue_challenge(event, request.user)
-                raise ProofOfWorkRequired(exc.code, exc.detail, fresh) from None
-        try:
-            result = admission.join(event, request.user)
-        except admission.QueueClosed as closed:
-            raise QueueDraining(detail=closed.detail, code=closed.code) from None
+        pow_body = request.data.get("pow") if isinstance(request.data, dict) else None
+        pow_body = pow_body if isinstance(pow_body, dict) else {}
+        result = admission.enter(get_event(event_id), request.user, pow_challenge=pow_body.get("challenge"),
+                                 pow_solution=pow_body.get("solution"))
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(QueueStatusSerializer(result).data, status=code)
 
@@ -84,9 +74,6 @@ class QueueStatsView(APIView):
         return Response(QueueStatsSerializer(admission.stats(get_event(event_id))).data)
 
 
-_CONFLICTS = {"token_already_redeemed", "token_released"}
-
-
 class VerifyAdmissionView(APIView):
     """Verify an admission token against the keys and the ledger; `redeem: true` uses it up (once)."""
 
@@ -97,13 +84,8 @@ class VerifyAdmissionView(APIView):
     def post(self, request):
         body = VerifyRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            claims, row = admission.verify(
-                body.validated_data["token"], redeem=body.validated_data["redeem"],
-                event_id=body.validated_data.get("event"),
-            )
-        except TokenError as exc:
-            raise TokenRefused(exc.code, exc.detail, 409 if exc.code in _CONFLICTS else 400) from None
+        claims, row = admission.verify(body.validated_data["token"], redeem=body.validated_data["redeem"],
+                                       event_id=body.validated_data.get("event"))
         data = {"valid": True, "claims": claims, "redeemed": body.validated_data["redeem"],
                 "redeemed_at": row.redeemed_at}
         return Response(VerifyResponseSerializer(data).data)
@@ -119,9 +101,6 @@ class ReleaseAdmissionView(APIView):
     def post(self, request):
         body = ReleaseRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            row, released = admission.release(body.validated_data["token"])
-        except TokenError as exc:
-            raise TokenRefused(exc.code, exc.detail) from None
+        row, released = admission.release(body.validated_data["token"])
         data = {"released": True, "already_released": not released, "released_at": row.released_at}
         return Response(ReleaseResponseSerializer(data).data)

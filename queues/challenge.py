@@ -7,7 +7,7 @@ SHA-256(challenge + ":" + solution) starts with at least `event.pow_difficulty`
 zero bits. A verified challenge is remembered in the Django cache until it
 expires, so one solution takes one place at most (no replay).
 
-Only fans who hold no place are asked (the adapters check `admission.status`
+Only fans who hold no place are asked (`admission.enter` checks `admission.status`
 first): a queued or admitted fan reconnects freely and never loses the place.
 """
 
@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from django.core import signing
 from django.core.cache import cache
 
+from .refusals import ProofOfWorkRequired
+
 ALGORITHM = "sha256-leading-zero-bits"
 TTL_SECONDS = 120
 MAX_SOLUTION_LENGTH = 64
@@ -28,13 +30,9 @@ _SALT = "qms.queues.challenge"
 _VERSION = "v1"
 
 
-class ChallengeFailed(Exception):
-    """The join needs a (new) solution; `code` is pow_required, pow_invalid or pow_expired."""
-
-    def __init__(self, code: str, detail: str):
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+# The refusal a failed or missing proof raises (codes pow_required, pow_invalid, pow_expired); the old name is
+# kept until the socket consumer calls `admission.enter` (queues/realtime).
+ChallengeFailed = ProofOfWorkRequired
 
 
 def _signer() -> signing.Signer:
@@ -81,29 +79,29 @@ def solve(challenge: str, difficulty: int) -> str:
 
 
 def verify_solution(event, user, challenge: object, solution: object, now: float | None = None) -> None:
-    """Accept a solved challenge once; raise ChallengeFailed with a stable code otherwise."""
+    """Accept a solved challenge once; raise ProofOfWorkRequired with a stable code otherwise."""
     if not challenge or solution is None or solution == "":
-        raise ChallengeFailed("pow_required", "Solve the proof-of-work challenge to join this queue.")
+        raise ProofOfWorkRequired("Solve the proof-of-work challenge to join this queue.", code="pow_required")
     challenge, solution = str(challenge), str(solution)
     if len(solution) > MAX_SOLUTION_LENGTH:
-        raise ChallengeFailed("pow_invalid", "The solution is too long.")
+        raise ProofOfWorkRequired("The solution is too long.", code="pow_invalid")
     try:
         payload = _signer().unsign(challenge)
         version, event_id, user_id, _nonce, expires = payload.split(".")
         expires_at = int(expires)
     except (signing.BadSignature, ValueError):
-        raise ChallengeFailed("pow_invalid", "The challenge is not one this server issued.") from None
+        raise ProofOfWorkRequired("The challenge is not one this server issued.", code="pow_invalid") from None
     if version != _VERSION or event_id != str(event.pk) or user_id != str(user.pk):
-        raise ChallengeFailed("pow_invalid", "The challenge was issued for another fan or event.")
+        raise ProofOfWorkRequired("The challenge was issued for another fan or event.", code="pow_invalid")
     remaining = expires_at - (time.time() if now is None else now)
     if remaining <= 0:
-        raise ChallengeFailed("pow_expired", "The challenge expired; solve the new one.")
+        raise ProofOfWorkRequired("The challenge expired; solve the new one.", code="pow_expired")
     if not solves(challenge, solution, int(event.pow_difficulty)):
-        raise ChallengeFailed("pow_invalid", "The solution does not meet the difficulty.")
+        raise ProofOfWorkRequired("The solution does not meet the difficulty.", code="pow_invalid")
     key = "qms:pow:" + hashlib.sha256(challenge.encode()).hexdigest()
     if not cache.add(key, 1, timeout=int(remaining) + 1):
-        raise ChallengeFailed("pow_invalid", "This challenge was already used; solve the new one.")
+        raise ProofOfWorkRequired("This challenge was already used; solve the new one.", code="pow_invalid")
 
 
-__all__ = ["ALGORITHM", "TTL_SECONDS", "ChallengeFailed", "issue_challenge", "leading_zero_bits", "required",
-           "solve", "solves", "verify_solution"]
+__all__ = ["ALGORITHM", "TTL_SECONDS", "ChallengeFailed", "ProofOfWorkRequired", "issue_challenge",
+           "leading_zero_bits", "required", "solve", "solves", "verify_solution"]

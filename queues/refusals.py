@@ -2,12 +2,20 @@
 the HTTP status the API answers with and the close code the socket ends with.
 
 Services raise them; `queues.errors.exception_handler` maps them to HTTP once, and the socket consumer
-maps them to an `error` frame and a close once. A new refusal is a new subclass.
+maps them to an `error` frame and a close once. A new refusal is a new subclass; `codes` lists every code a
+class may carry with what it means, and the documented error table (`queues.errors.ERROR_CODES`) is built
+from it.
+
+Standard library only (and `protocol`), so the engine, the adapters and the reservation-side verifier can
+all import it.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from .protocol import CloseCode
+from .verify import TOKEN_CODES
 
 
 class Refusal(Exception):
@@ -15,10 +23,20 @@ class Refusal(Exception):
     detail: str = "The request was refused."
     http_status: int = 400
     close_code: int = 4400
+    # Every code this class may carry → what it means. Defaults to {code: detail} for a class that sets its own
+    # `code`; a family base (QueueClosed) sets it empty and leaves the codes to its subclasses.
+    codes: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "codes" not in vars(cls):
+            cls.codes = {cls.code: cls.detail}
 
     def __init__(self, detail: str | None = None, *, code: str | None = None, **extra):
         self.detail = detail if detail is not None else type(self).detail
         self.code = code or type(self).code
+        # A code outside `codes` would be missing from the documented list: a programming error.
+        assert self.code in type(self).codes, f"{type(self).__name__} does not list the code {self.code!r}"
         self.extra = extra  # more fields of the body (a proof-of-work challenge)
         super().__init__(self.detail)
 
@@ -31,11 +49,62 @@ class EventNotFound(Refusal):
     code, detail, http_status, close_code = "event_not_found", "No such event.", 404, CloseCode.UNKNOWN_EVENT
 
 
-class QueueDraining(Refusal):
-    code, detail, http_status, close_code = ("queue_draining", "This queue takes no new fans.", 409,
-                                             CloseCode.QUEUE_CLOSED)
+class NotInQueue(Refusal):
+    code, detail, http_status = "not_in_queue", "You hold no place in this queue.", 404
 
 
-class QueueNotOpen(Refusal):
-    code, detail, http_status, close_code = ("queue_not_open", "The queue is not open yet.", 409,
-                                             CloseCode.QUEUE_CLOSED)
+class QueueClosed(Refusal):
+    """The event accepts no new joins; fans already queued keep their place."""
+
+    code, detail, http_status, close_code = "queue_draining", "This queue takes no new fans.", 409, \
+        CloseCode.QUEUE_CLOSED
+    codes: ClassVar[dict[str, str]] = {}  # the subclasses' codes
+
+
+class QueueDraining(QueueClosed):
+    code, detail = "queue_draining", "This queue takes no new fans."
+
+
+class QueueNotOpen(QueueClosed):
+    code, detail = "queue_not_open", "The queue is not open yet."
+
+
+class ProofOfWorkRequired(Refusal):
+    """A fan without a place must first solve the event's proof-of-work challenge (queues/challenge.py).
+
+    Raised by `admission.enter` with a fresh `challenge` in the body: {challenge, difficulty, algorithm,
+    expires_at}.
+    """
+
+    code, detail, http_status, close_code = ("pow_required", "Solve the proof-of-work challenge to join this queue.",
+                                             428, CloseCode.POW_REQUIRED)  # 428 Precondition Required
+    codes: ClassVar[dict[str, str]] = {
+        "pow_required": "Solve the proof-of-work challenge (in the body as `challenge`) to join this queue.",
+        "pow_invalid": "The solution or challenge is wrong, or was used already; solve the new `challenge`.",
+        "pow_expired": "The challenge expired; solve the new `challenge`.",
+    }
+
+
+class TokenRefused(Refusal):
+    """An admission token that fails verification; the code says why (the same codes as queues/verify.py)."""
+
+    code, detail = "token_invalid", TOKEN_CODES["token_invalid"]
+    codes: ClassVar[dict[str, str]] = {**TOKEN_CODES, "token_unknown": "No admission was issued with this token."}
+
+
+class TokenReleased(TokenRefused):
+    code, detail, http_status = "token_released", "The admission was released.", 409
+
+
+class TokenAlreadyRedeemed(TokenRefused):
+    code, detail, http_status = "token_already_redeemed", "The token was already redeemed.", 409
+
+
+def refusal_classes() -> list[type[Refusal]]:
+    """Every refusal class defined so far, base first (for the documented error table)."""
+    found, pending = [], [Refusal]
+    while pending:
+        cls = pending.pop(0)
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found

@@ -28,13 +28,14 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from jwt.algorithms import ECAlgorithm
 
+from .refusals import TokenRefused
 from .verify import ALGORITHM, AdmissionTokenError, decode_admission_token
 
 logger = logging.getLogger(__name__)
 
-# A refused token (`code` is stable for clients to branch on): the same class and checks as the
-# reservation-side helper, so both paths refuse alike.
-TokenError = AdmissionTokenError
+# A refused token (`code` is stable for clients to branch on): the reservation-side helper's checks and codes
+# (queues/verify.py), raised here as the refusal the API maps. The old name, for its callers.
+TokenError = TokenRefused
 
 
 def public_jwk(public_key: ec.EllipticCurvePublicKey) -> dict:
@@ -278,13 +279,17 @@ def jwks() -> dict:
 
 
 def decode(token: str, *, event_id: int | None = None, verify_exp: bool = True) -> dict:
-    """The verified claims of an admission token, or TokenError with a stable code."""
+    """The verified claims of an admission token, or TokenRefused with a stable code."""
 
     def key_for_kid(kid: str):
         key = keyring().verification_keys.get(kid)
         if key is None:
-            raise TokenError("token_unknown_key", "The token was signed with a key this service does not know.")
+            raise TokenRefused("The token was signed with a key this service does not know.",
+                               code="token_unknown_key")
         return key
 
-    return decode_admission_token(token, key_for_kid, audience=settings.QMS_TOKEN_AUDIENCE,
-                                  issuer=settings.QMS_TOKEN_ISSUER, verify_exp=verify_exp, event_id=event_id)
+    try:
+        return decode_admission_token(token, key_for_kid, audience=settings.QMS_TOKEN_AUDIENCE,
+                                      issuer=settings.QMS_TOKEN_ISSUER, verify_exp=verify_exp, event_id=event_id)
+    except AdmissionTokenError as refused:  # the helper's own exception (it imports nothing of QMS)
+        raise TokenRefused(refused.detail, code=refused.code) from None

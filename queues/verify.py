@@ -32,12 +32,24 @@ REQUIRED_CLAIMS = ["iss", "aud", "sub", "evt", "iat", "nbf", "exp", "jti"]
 DEFAULT_CACHE_SECONDS = 300.0
 VERIFY_PATH = "/api/admissions/verify/"
 
-# The same codes as QMS's own verification (docs: README "API"), so both paths branch alike.
+# Every code a token check refuses with, and what it means: QMS's own verification (queues.tokens) refuses with
+# the same codes, and its documented error list includes these (queues.errors.ERROR_CODES), so both paths
+# branch alike.
+TOKEN_CODES = {
+    "token_malformed": "The token is not a compact JWS.",
+    "token_invalid": "The token signature or claims are invalid.",
+    "token_unknown_key": "The token was signed with a key QMS does not list.",
+    "token_expired": "The token has expired.",
+    "token_not_yet_valid": "The token is not valid yet.",
+    "token_wrong_audience": "The token is for another audience.",
+    "token_wrong_issuer": "The token was issued by someone else.",
+    "token_wrong_event": "The token admits to another event.",
+}
 _FAILURES = [
-    (jwt.ExpiredSignatureError, "token_expired", "The token has expired."),
-    (jwt.ImmatureSignatureError, "token_not_yet_valid", "The token is not valid yet."),
-    (jwt.InvalidAudienceError, "token_wrong_audience", "The token is for another audience."),
-    (jwt.InvalidIssuerError, "token_wrong_issuer", "The token was issued by someone else."),
+    (jwt.ExpiredSignatureError, "token_expired", TOKEN_CODES["token_expired"]),
+    (jwt.ImmatureSignatureError, "token_not_yet_valid", TOKEN_CODES["token_not_yet_valid"]),
+    (jwt.InvalidAudienceError, "token_wrong_audience", TOKEN_CODES["token_wrong_audience"]),
+    (jwt.InvalidIssuerError, "token_wrong_issuer", TOKEN_CODES["token_wrong_issuer"]),
     (jwt.MissingRequiredClaimError, "token_invalid", "The token lacks a required claim."),
 ]
 

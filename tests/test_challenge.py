@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from rest_framework.test import APIClient
 
 from queues import admission, challenge
-from queues.consumers import CLOSE_POW_REQUIRED
+from queues.protocol import CloseCode
 
 from .test_consumers import closed_with, open_socket, session_headers, socket
 
@@ -153,7 +153,7 @@ class TestWebSocket:
         assert message["type"] == "error"
         assert message["code"] == "pow_required"
         assert message["challenge"]["difficulty"] == DIFFICULTY
-        assert await closed_with(comm) == CLOSE_POW_REQUIRED
+        assert await closed_with(comm) == CloseCode.POW_REQUIRED
         assert await database_sync_to_async(admission.status)(event, fan) is None
 
     async def test_with_a_valid_solution_the_fan_is_queued(self, make_event, fan, realtime):
@@ -183,4 +183,4 @@ class TestWebSocket:
         assert (await comm.connect(timeout=5))[0]
         message = await comm.receive_json_from(timeout=5)
         assert message["code"] == "pow_invalid"
-        assert await closed_with(comm) == CLOSE_POW_REQUIRED
+        assert await closed_with(comm) == CloseCode.POW_REQUIRED
