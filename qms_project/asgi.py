@@ -10,8 +10,8 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from queues.auth import SessionOrJwtAuthMiddlewareStack  # noqa: E402
-from queues.routing import websocket_urlpatterns  # noqa: E402
+from queues.realtime.auth import SessionOrJwtAuthMiddlewareStack  # noqa: E402
+from queues.realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter({
     "http": django_asgi_app,

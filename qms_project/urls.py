@@ -8,7 +8,7 @@ from rest_framework.routers import DefaultRouter
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from events.views import EventViewSet
-from queues import operations_api, pages, views
+from queues import operations_api, pages, probes
 from queues.throttles import LoginPerAddressThrottle
 
 router = DefaultRouter()
@@ -30,10 +30,10 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
-    path(".well-known/jwks.json", views.jwks, name="jwks"),
-    path("healthz", views.healthz, name="healthz"),
-    path("readyz", views.readyz, name="readyz"),
-    path("metrics", views.prometheus_metrics, name="metrics"),
+    path(".well-known/jwks.json", probes.jwks, name="jwks"),
+    path("healthz", probes.healthz, name="healthz"),
+    path("readyz", probes.readyz, name="readyz"),
+    path("metrics", probes.prometheus_metrics, name="metrics"),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("", pages.landing, name="landing"),
     path("events/<int:event_id>/waiting-room/", pages.waiting_room, name="waiting-room"),

@@ -18,6 +18,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from events.models import Event, QueueingMethod
@@ -62,12 +63,34 @@ class QueueStatus:
     created: bool = False
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where the queue stands after a tick: every waiting fan derives their own place from it."""
+
+    event: int
+    serving: int
+    waiting: int
+    rate_per_minute: float | None  # None when the queue admits on join
+    queueing_method: str
+    paused: bool
+    paused_reason: str | None  # "operator", "site_busy" or None
+    sale_open: bool
+    at: float  # wall clock when the tick decided: a place read later learns nothing from this
+
+
 @dataclass
 class TickResult:
     ran: bool  # False: another tick held the lease
     admitted: list[Admission] = field(default_factory=list)
     abandoned: int = 0
-    progress: dict | None = None
+    progress: Progress | None = None
+
+
+# What the engine decided, for whoever tells the fans (queues/realtime/receivers.py): the engine imports no
+# real-time code. Sent synchronously, inside the tick before its fans are confirmed, so a receiver that
+# raises leaves them pending and the next tick publishes them again.
+tick_decided = Signal()  # kwargs: event, result (TickResult)
+queue_reset = Signal()  # kwargs: event; every waiting socket is closed
 
 
 def _now() -> float:
@@ -274,30 +297,28 @@ def _recover_pending(event: Event, pending: dict[int, tuple[int, float]]) -> lis
     return rows
 
 
-def progress_message(event: Event, waiting: int, served: int, observed_rate: float, site_busy: bool = False) -> dict:
-    """The one broadcast per tick from which every waiting fan derives their own place."""
-    return {
-        "type": "progress",
-        "event": event.id,
-        "serving": served,
-        "waiting": waiting,
-        "rate_per_minute": round(effective_rate(event, observed_rate) * 60, 1)
-        if not admits_on_join(event) else None,
-        "queueing_method": event.queueing_method,
-        "paused": event.paused or site_busy,
-        "paused_reason": "operator" if event.paused else ("site_busy" if site_busy else None),
-        "sale_open": event.sale_open(),
-        "at": round(_now(), 3),
-    }
+def progress(event: Event, waiting: int, served: int, observed_rate: float, site_busy: bool = False) -> Progress:
+    return Progress(
+        event=event.id,
+        serving=served,
+        waiting=waiting,
+        rate_per_minute=round(effective_rate(event, observed_rate) * 60, 1) if not admits_on_join(event) else None,
+        queueing_method=event.queueing_method,
+        paused=event.paused or site_busy,
+        paused_reason="operator" if event.paused else ("site_busy" if site_busy else None),
+        sale_open=event.sale_open(),
+        at=round(_now(), 3),
+    )
 
 
 def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool = True) -> TickResult:
     """Admit as many fans as the rate budget and free capacity allow, and tell them. Safe to run concurrently.
 
     Order: pop (fans `pending`) → ledger rows committed → tokens and progress
-    published → fans confirmed `admitted`. A tick that dies anywhere in between
-    is finished by the next one: rows without a confirmation are published
-    again (same token), pops without rows are requeued.
+    published (the `tick_decided` signal, unless `publish` is False) → fans
+    confirmed `admitted`. A tick that dies anywhere in between is finished by
+    the next one: rows without a confirmation are published again (same
+    token), pops without rows are requeued.
 
     `extra` admits up to that many now on top of the rate budget (an operator's
     "admit N now"); `max_active` still holds. `lease_wait` waits that long for
@@ -335,11 +356,9 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
                 logger.info("admit", extra={"event_id": event.id, "user_id": row.user_id, "ticket": row.ticket,
                                             "jti": row.jti})
         result = TickResult(ran=True, admitted=admitted, abandoned=abandoned,
-                            progress=progress_message(event, waiting, served, snapshot.observed_rate, site_busy))
+                            progress=progress(event, waiting, served, snapshot.observed_rate, site_busy))
         if publish:
-            from .notify import publish_tick_now
-
-            publish_tick_now(event, result)
+            tick_decided.send(sender=Event, event=event, result=result)
         store.confirm_admitted(event.id, [row.user_id for row in admitted])
         return result
     finally:
@@ -448,10 +467,8 @@ def drain(event: Event, actor=None) -> Event:
 
 def reset_queue(event: Event, actor=None) -> int:
     """Empty the event's queue (admissions already issued stay valid). Returns how many lost their place."""
-    from .notify import publish_reset
-
     waiting = get_store().snapshot(event.id).waiting
     get_store().reset(event.id)
-    publish_reset(event)
+    queue_reset.send(sender=Event, event=event)
     _log_action("reset", event, actor, dropped=waiting)
     return waiting

@@ -6,4 +6,5 @@ class QueuesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401
+        # The real-time layer listens to the engine's signals (the engine never imports it).
+        from .realtime import receivers  # noqa: F401

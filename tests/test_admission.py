@@ -41,7 +41,7 @@ def tick_until_drained(event, max_ticks: int = 200) -> list[Admission]:
         event.refresh_from_db()
         result = admission.tick(event)
         admitted += result.admitted
-        if result.progress and result.progress["waiting"] == 0:
+        if result.progress and result.progress.waiting == 0:
             break
     return admitted
 
@@ -112,7 +112,7 @@ def test_paused_event_queues_joins_and_admits_nobody(store, make_event):
     status = admission.join(event, fan)
     assert (status.state, status.position, status.paused) == ("waiting", 1, True)
     result = admission.tick(event)
-    assert result.admitted == [] and result.progress["paused"] is True
+    assert result.admitted == [] and result.progress.paused is True
 
 
 def test_first_in_line_with_room_is_admitted_on_join(store, make_event):

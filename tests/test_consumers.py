@@ -14,14 +14,9 @@ from rest_framework_simplejwt.tokens import AccessToken
 from events.models import Event
 from qms_project.asgi import application
 from queues import admission
-from queues.consumers import (
-    CLOSE_ADMITTED,
-    CLOSE_LEFT,
-    CLOSE_NOT_AUTHENTICATED,
-    CLOSE_ORIGIN_REFUSED,
-    CLOSE_SUPERSEDED,
-    CLOSE_UNKNOWN_EVENT,
-)
+from queues.protocol import CloseCode
+from queues.realtime.messages import envelope, progress_message
+from queues.realtime.publish import event_group
 from queues.store import get_store
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -121,21 +116,21 @@ async def test_anonymous_socket_is_refused_with_4401(realtime, waiting_event):
     comm = socket(waiting_event.id, [ORIGIN])
     await comm.connect(timeout=5)
     assert (await comm.receive_json_from(timeout=5))["code"] == "not_authenticated"
-    assert await closed_with(comm) == CLOSE_NOT_AUTHENTICATED
+    assert await closed_with(comm) == CloseCode.NOT_AUTHENTICATED
 
 
 async def test_invalid_jwt_is_refused_with_4401(realtime, waiting_event):
     comm = socket(waiting_event.id, query="token=not.a.jwt")
     await comm.connect(timeout=5)
     await comm.receive_json_from(timeout=5)
-    assert await closed_with(comm) == CLOSE_NOT_AUTHENTICATED
+    assert await closed_with(comm) == CloseCode.NOT_AUTHENTICATED
 
 
 async def test_unknown_event_is_refused_with_4404(realtime, fans, logged_in):
     comm = socket(987654, logged_in[0])
     await comm.connect(timeout=5)
     assert (await comm.receive_json_from(timeout=5))["code"] == "event_not_found"
-    assert await closed_with(comm) == CLOSE_UNKNOWN_EVENT
+    assert await closed_with(comm) == CloseCode.UNKNOWN_EVENT
 
 
 async def test_foreign_origin_is_refused_with_4403(realtime, waiting_event, fans, logged_in):
@@ -143,7 +138,7 @@ async def test_foreign_origin_is_refused_with_4403(realtime, waiting_event, fans
     comm = socket(waiting_event.id, headers)
     await comm.connect(timeout=5)
     assert (await comm.receive_json_from(timeout=5))["code"] == "origin_refused"
-    assert await closed_with(comm) == CLOSE_ORIGIN_REFUSED
+    assert await closed_with(comm) == CloseCode.ORIGIN_REFUSED
 
 
 async def test_jwt_in_query_authenticates(realtime, waiting_event, fans):
@@ -167,7 +162,7 @@ async def test_second_device_supersedes_the_first_and_keeps_the_place(realtime, 
     old, first = await open_socket(waiting_event.id, logged_in[0])
     new, second = await open_socket(waiting_event.id, logged_in[0])
     assert (await old.receive_json_from(timeout=5))["type"] == "superseded"
-    assert await closed_with(old) == CLOSE_SUPERSEDED
+    assert await closed_with(old) == CloseCode.SUPERSEDED
     assert (second["ticket"], second["position"]) == (first["ticket"], first["position"])
     await new.send_json_to({"type": "ping"})
     assert (await new.receive_json_from(timeout=5))["type"] == "pong"
@@ -206,7 +201,7 @@ async def test_tick_sends_the_token_closes_the_socket_and_broadcasts_progress(re
     assert admitted["type"] == "admitted"
     assert set(admitted) >= {"token", "expires_at", "redirect_url"}
     assert admitted["redirect_url"].endswith("token=" + admitted["token"])
-    assert await closed_with(front) == CLOSE_ADMITTED
+    assert await closed_with(front) == CloseCode.ADMITTED
 
     progress = await behind.receive_json_from(timeout=5)
     assert progress["type"] == "progress"
@@ -224,14 +219,14 @@ async def test_admitted_fan_reconnecting_gets_the_same_token_at_once(realtime, w
     await closed_with(comm)
     again_comm, again = await open_socket(waiting_event.id, logged_in[0])
     assert again["type"] == "admitted" and again["token"] == first["token"]
-    assert await closed_with(again_comm) == CLOSE_ADMITTED
+    assert await closed_with(again_comm) == CloseCode.ADMITTED
 
 
 async def test_leave_gives_up_the_place_and_closes(realtime, waiting_event, fans, logged_in):
     comm, _ = await open_socket(waiting_event.id, logged_in[0])
     await comm.send_json_to({"type": "leave"})
     assert await comm.receive_json_from(timeout=5) == {"type": "left", "left": True}
-    assert await closed_with(comm) == CLOSE_LEFT
+    assert await closed_with(comm) == CloseCode.LEFT
     assert await database_sync_to_async(get_store().place)(waiting_event.id, fans[0].id) is None
 
 
@@ -254,7 +249,7 @@ async def test_first_in_line_on_an_open_event_is_admitted_on_connect(realtime, m
     event = await database_sync_to_async(make_event)()
     comm, message = await open_socket(event.id, logged_in[0])
     assert message["type"] == "admitted"
-    assert await closed_with(comm) == CLOSE_ADMITTED
+    assert await closed_with(comm) == CloseCode.ADMITTED
 
 
 async def test_api_and_socket_share_one_ticket(realtime, waiting_event, fans, logged_in):
@@ -275,7 +270,6 @@ async def test_api_and_socket_share_one_ticket(realtime, waiting_event, fans, lo
 async def test_a_lost_admitted_push_is_recovered_from_the_ledger(realtime, waiting_event, logged_in):
     from channels.layers import get_channel_layer
 
-    from queues.notify import event_group
 
     comm, queued = await open_socket(waiting_event.id, logged_in[0])
     await database_sync_to_async(Event.objects.filter(pk=waiting_event.pk).update)(paused=False)
@@ -284,11 +278,11 @@ async def test_a_lost_admitted_push_is_recovered_from_the_ledger(realtime, waiti
     result = await database_sync_to_async(admission.tick)(waiting_event, publish=False)
     assert len(result.admitted) == 1
     await get_channel_layer().group_send(event_group(waiting_event.id),
-                                         {"type": "queue.progress", "message": result.progress})
+                                         envelope(progress_message(result.progress)))
     assert (await comm.receive_json_from(timeout=5))["type"] == "progress"
     recovered = await comm.receive_json_from(timeout=5)
     assert recovered["type"] == "admitted" and recovered["token"] == result.admitted[0].token
-    assert await closed_with(comm) == CLOSE_ADMITTED
+    assert await closed_with(comm) == CloseCode.ADMITTED
 
 
 async def test_after_the_opening_the_socket_learns_its_drawn_place(realtime, make_event, logged_in):
@@ -297,7 +291,6 @@ async def test_after_the_opening_the_socket_learns_its_drawn_place(realtime, mak
     from channels.layers import get_channel_layer
     from django.utils import timezone
 
-    from queues.notify import event_group
 
     event = await database_sync_to_async(make_event)(sale_starts_at=timezone.now() + timedelta(hours=1), paused=True)
     comm, queued = await open_socket(event.id, logged_in[0])
@@ -305,7 +298,7 @@ async def test_after_the_opening_the_socket_learns_its_drawn_place(realtime, mak
     await database_sync_to_async(Event.objects.filter(pk=event.pk).update)(sale_starts_at=timezone.now())
     await database_sync_to_async(event.refresh_from_db)()
     result = await database_sync_to_async(admission.tick)(event, publish=False)
-    await get_channel_layer().group_send(event_group(event.id), {"type": "queue.progress", "message": result.progress})
+    await get_channel_layer().group_send(event_group(event.id), envelope(progress_message(result.progress)))
     assert (await comm.receive_json_from(timeout=5))["type"] == "progress"
     placed = await comm.receive_json_from(timeout=5)
     assert (placed["type"], placed["state"], placed["position"]) == ("queued", "waiting", 1)
@@ -313,9 +306,9 @@ async def test_after_the_opening_the_socket_learns_its_drawn_place(realtime, mak
 
 
 async def test_a_socket_that_hears_nothing_pulls_its_admission(realtime, waiting_event, logged_in, monkeypatch):
-    from queues import consumers
+    from queues.realtime import place
 
-    monkeypatch.setattr(consumers, "SILENCE_SECONDS", 0.3)
+    monkeypatch.setattr(place, "SILENCE_SECONDS", 0.3)
     comm, _ = await open_socket(waiting_event.id, logged_in[0])
     await database_sync_to_async(Event.objects.filter(pk=waiting_event.pk).update)(paused=False)
     await database_sync_to_async(waiting_event.refresh_from_db)()
@@ -323,13 +316,12 @@ async def test_a_socket_that_hears_nothing_pulls_its_admission(realtime, waiting
     result = await database_sync_to_async(admission.tick)(waiting_event, publish=False)
     pulled = await comm.receive_json_from(timeout=5)
     assert pulled["type"] == "admitted" and pulled["token"] == result.admitted[0].token
-    assert await closed_with(comm) == CLOSE_ADMITTED
+    assert await closed_with(comm) == CloseCode.ADMITTED
 
 
 async def test_a_failing_status_pull_keeps_the_socket_open(realtime, waiting_event, logged_in, settings):
     from channels.layers import get_channel_layer
 
-    from queues.notify import event_group
     from queues.store import reset_store_cache
 
     comm, queued = await open_socket(waiting_event.id, logged_in[0])
@@ -352,10 +344,9 @@ async def test_a_failing_status_pull_keeps_the_socket_open(realtime, waiting_eve
 
 
 async def test_the_event_group_holds_one_channel_per_process_not_one_per_socket(realtime, waiting_event, logged_in):
-    """Broadcasts reach a process once and its sockets from there (queues/fanout.py), each socket once."""
+    """Broadcasts reach a process once and its sockets from there (queues/realtime/fanout.py), each socket once."""
     from channels.layers import get_channel_layer
 
-    from queues.notify import event_group
 
     sockets = [(await open_socket(waiting_event.id, headers))[0] for headers in logged_in]
     layer = get_channel_layer()
@@ -368,7 +359,7 @@ async def test_the_event_group_holds_one_channel_per_process_not_one_per_socket(
     result = await tick_and_publish(waiting_event)
     for comm in sockets:
         progress = await comm.receive_json_from(timeout=5)
-        assert (progress["type"], progress["waiting"]) == ("progress", result.progress["waiting"])
+        assert (progress["type"], progress["waiting"]) == ("progress", result.progress.waiting)
         assert await comm.receive_nothing(timeout=0.2)
         await comm.disconnect()
 

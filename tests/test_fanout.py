@@ -1,10 +1,10 @@
-"""The per-process fan-out of event broadcasts (queues/fanout.py)."""
+"""The per-process fan-out of event broadcasts (queues/realtime/fanout.py)."""
 
 from __future__ import annotations
 
 from channels.layers import InMemoryChannelLayer
 
-from queues.fanout import ProcessFanout
+from queues.realtime.fanout import ProcessFanout
 
 
 def broadcast(kind: str, event: int, serving: int = 0) -> dict:

@@ -39,7 +39,7 @@ def admit_all(event) -> list[int]:
     for _ in range(50):
         result = admission.tick(event)
         order += [row.user_id for row in result.admitted]
-        if result.progress["waiting"] == 0:
+        if result.progress.waiting == 0:
             break
     return order
 
@@ -151,10 +151,10 @@ def test_health_gate_pauses_admission_while_the_site_fails(store, make_event, pr
     protected_site.status = 503
     busy = admission.tick(event)
     assert busy.admitted == []
-    assert (busy.progress["paused"], busy.progress["paused_reason"]) == (True, "site_busy")
+    assert (busy.progress.paused, busy.progress.paused_reason) == (True, "site_busy")
     protected_site.status = 200
     recovered = admission.tick(event)
-    assert len(recovered.admitted) == 5 and recovered.progress["paused"] is False
+    assert len(recovered.admitted) == 5 and recovered.progress.paused is False
 
 
 def test_health_gate_polls_at_most_once_per_interval(store, make_event, protected_site, settings):

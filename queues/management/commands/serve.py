@@ -43,7 +43,7 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, no_tick: bool, backlog: int, **options):
         from qms_project.asgi import application
         from queues import tokens
-        from queues.loop import run_admission_loop
+        from queues.realtime.loop import run_admission_loop
 
         tokens.keyring()  # load (or generate and announce) the signing key before serving
 

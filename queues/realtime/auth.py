@@ -1,4 +1,5 @@
-"""WebSocket authentication: the session cookie (browsers) or a SimpleJWT access token (API clients).
+"""WebSocket authentication: the session cookie (browsers) or a SimpleJWT access token (API clients), and
+the browser `Origin` check.
 
 API clients send the token in `?token=` or as a subprotocol: they offer
 `["qms.jwt", "<access token>"]` and the server selects `qms.jwt`. A session
@@ -14,8 +15,10 @@ from urllib.parse import parse_qs
 from channels.auth import AuthMiddleware, get_user
 from channels.db import database_sync_to_async
 from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.http.request import split_domain_port, validate_host
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
@@ -61,3 +64,15 @@ class SessionOrJwtAuthMiddleware(AuthMiddleware):
 
 def SessionOrJwtAuthMiddlewareStack(inner):  # noqa: N802 (named like Channels' AuthMiddlewareStack)
     return CookieMiddleware(SessionMiddleware(SessionOrJwtAuthMiddleware(inner)))
+
+
+def origin_allowed(scope) -> bool:
+    """Browsers send Origin: it must name one of ALLOWED_HOSTS. Clients without Origin carry no cookie risk."""
+    origin = dict(scope.get("headers", [])).get(b"origin")
+    if origin is None:
+        return True
+    value = origin.decode("latin-1")
+    if "://" not in value:
+        return False
+    host, _port = split_domain_port(value.split("://", 1)[1].split("/", 1)[0])
+    return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)

@@ -8,7 +8,7 @@ import logging
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from . import admission
+from .. import admission
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Plain Django views: the JWKS document, liveness and readiness probes, and the Prometheus metrics."""
+"""What machines poll: the liveness and readiness probes, the Prometheus metrics, and the JWKS document the
+reservation service verifies admission tokens with. Plain Django views, outside the DRF API."""
 
 from __future__ import annotations
 

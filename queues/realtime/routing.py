@@ -1,6 +1,8 @@
+"""WebSocket URL routes (qms_project/asgi.py)."""
+
 from django.urls import path
 
-from .consumers import QueueConsumer
+from .consumer import QueueConsumer
 
 websocket_urlpatterns = [
     path("ws/events/<int:event_id>/queue/", QueueConsumer.as_asgi()),

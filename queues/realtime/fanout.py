@@ -17,7 +17,8 @@ import logging
 import weakref
 from collections import defaultdict
 
-from .notify import event_group
+from ..protocol import MessageType
+from .publish import event_group
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +80,10 @@ class ProcessFanout:
     def enqueue(self, message: dict) -> None:
         """Queue a broadcast for the sockets. A newer `progress` replaces an older one of the same event still
         waiting: a server behind (a storm, a slow client) skips stale places instead of falling further behind."""
-        if message["type"] == "queue.progress":
+        if message["message"]["type"] == MessageType.PROGRESS:
             event_id = message["message"].get("event")
-            self.pending = [m for m in self.pending
-                            if not (m["type"] == "queue.progress" and m["message"].get("event") == event_id)]
+            self.pending = [m for m in self.pending if not (m["message"]["type"] == MessageType.PROGRESS
+                                                            and m["message"].get("event") == event_id)]
         self.pending.append(message)
         self.wakeup.set()
 
