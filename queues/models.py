@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from .store.base import new_place_id
+
 
 class AdmissionQuerySet(models.QuerySet):
     def live(self, now=None):
@@ -17,6 +19,9 @@ class Admission(models.Model):
     event = models.ForeignKey("events.Event", on_delete=models.CASCADE, related_name="admissions")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="admissions")
     ticket = models.PositiveBigIntegerField(help_text="The queue ticket this admission ends.")
+    # The tick sets it from the pop; a row made otherwise (by hand, in a test) gets an id that matches no place.
+    place_id = models.CharField(max_length=32, default=new_place_id,
+                                help_text="The queue place this admission ends (unique forever).")
     jti = models.CharField(max_length=64, unique=True)
     token = models.TextField()
     issued_at = models.DateTimeField()
@@ -28,8 +33,10 @@ class Admission(models.Model):
 
     class Meta:
         constraints = [
-            # One admission per queue ticket: a tick run twice cannot issue a second token.
-            models.UniqueConstraint(fields=["event", "user", "ticket"], name="one_admission_per_ticket"),
+            # One admission per queue place: a tick run twice cannot issue a second token. By place id, not
+            # ticket: a store that forgot (restarted, Redis losing its last writes) counts tickets from an
+            # earlier number again, and a new place must not meet an old place's row.
+            models.UniqueConstraint(fields=["event", "place_id"], name="one_admission_per_place"),
         ]
         indexes = [
             models.Index(fields=["event", "expires_at"], name="admission_live_idx"),

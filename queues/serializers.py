@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from .admission import QueueStatus, redirect_url
+from .protocol import FanState
 
 
 class AdmissionTokenSerializer(serializers.Serializer):
@@ -14,7 +15,8 @@ class AdmissionTokenSerializer(serializers.Serializer):
 
 
 class QueueStatusSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(choices=["prequeue", "waiting", "admitted"])
+    # What a fan is shown: PENDING (popped, ledger row being written) reads as WAITING.
+    state = serializers.ChoiceField(choices=[state.value for state in FanState if state != FanState.PENDING])
     ticket = serializers.IntegerField()
     position = serializers.IntegerField(allow_null=True, help_text="1-based place among those waiting.")
     ahead = serializers.IntegerField(allow_null=True, help_text="People ahead of you.")
@@ -41,15 +43,19 @@ class QueueStatsSerializer(serializers.Serializer):
     waiting = serializers.IntegerField()
     served = serializers.IntegerField()
     joined_total = serializers.IntegerField()
-    admitted_total = serializers.IntegerField()
+    admitted_total = serializers.IntegerField(help_text="Admissions ever issued for the event (the ledger).")
     abandoned_total = serializers.IntegerField()
     live_admissions = serializers.IntegerField()
     max_active = serializers.IntegerField()
     admitted_last_minute = serializers.IntegerField()
     observed_rate_per_minute = serializers.FloatField()
     configured_rate_per_minute = serializers.IntegerField()
-    eta_last_seconds = serializers.IntegerField()
+    eta_last_seconds = serializers.IntegerField(
+        help_text="Until the last in line is admitted; before the opening, including the time until it.")
     paused = serializers.BooleanField()
+    draining = serializers.BooleanField(help_text="No new joins; everyone waiting is still admitted.")
+    prequeue = serializers.BooleanField(help_text="Joins land in the pre-queue (the sale has not opened).")
+    sale_starts_at = serializers.DateTimeField()
     queue_enabled = serializers.BooleanField()
     sale_open = serializers.BooleanField()
 

@@ -196,7 +196,8 @@ def test_tick_that_died_after_writing_the_ledger_issues_no_second_token(store, m
     store.join(event.id, fan.id, prequeue_key=None, now=1.0)
     store.join(event.id, other.id, prequeue_key=None, now=1.0)
     popped = store.admit_batch(event.id, limit=1, rate_per_second=100, burst=100, now=2.0, abandon_before=0)
-    Admission.objects.create(event=event, user=fan, ticket=popped.admitted[0].ticket, jti="dead-worker",
+    Admission.objects.create(event=event, user=fan, ticket=popped.admitted[0].ticket,
+                             place_id=popped.admitted[0].place_id, jti="dead-worker",
                              token="t", issued_at=timezone.now(), expires_at=timezone.now() + timedelta(minutes=5))
     result = admission.tick(event)
     assert [row.jti for row in result.admitted] == ["dead-worker"]  # re-sent, not re-issued
@@ -231,12 +232,13 @@ def test_leave_gives_up_the_place(store, make_event):
 
 def test_status_reports_place_ahead_waiting_and_eta(store, make_event):
     event = make_event(paused=True, admit_per_minute=60)
-    fans = make_fans(4)
+    fans = make_fans(6)
     for fan in fans:
         admission.join(event, fan)
-    status = admission.status(event, fans[2])
-    assert (status.state, status.position, status.ahead, status.waiting) == ("waiting", 3, 2, 4)
-    assert status.eta_seconds == 3  # 3 places at the configured 1 per second, nothing observed yet
+    status = admission.status(event, fans[4])
+    assert (status.state, status.position, status.ahead, status.waiting) == ("waiting", 5, 4, 6)
+    # The first tick's full bucket (two ticks' worth) lets 2 in; then the configured 1 per second.
+    assert status.eta_seconds == 3
 
 
 def test_prequeue_hides_order_until_the_sale_opens(store, make_event):

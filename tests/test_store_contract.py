@@ -6,7 +6,9 @@ import threading
 
 import pytest
 
-from queues.store.base import ADMITTED, PENDING, WAITING
+from queues.protocol import FanState
+
+WAITING, PENDING, ADMITTED = FanState.WAITING, FanState.PENDING, FanState.ADMITTED
 
 EVENT = 7
 
@@ -89,7 +91,9 @@ def test_requeue_puts_pending_back_at_their_place(store):
     for user in (1, 2, 3):
         store.join(EVENT, user, prequeue_key=None, now=1.0)
     admit(store, limit=1)
-    assert store.snapshot(EVENT).pending == {1: (1, 1.0)}
+    place_id = store.place(EVENT, 1).place_id
+    assert {user: (fan.ticket, fan.score, fan.place_id) for user, fan in store.snapshot(EVENT).pending.items()} == {
+        1: (1, 1.0, place_id)}
     store.requeue(EVENT, [1])
     assert store.place(EVENT, 1).position == 1
     snap = store.snapshot(EVENT)
@@ -151,14 +155,41 @@ def test_rejoining_over_http_stops_the_grace_clock(store):
     assert [p.user_id for p in admit(store, abandon_before=40.0).admitted] == [1]
 
 
-def test_forget_only_drops_an_admitted_ticket(store):
-    store.join(EVENT, 1, prequeue_key=None, now=1.0)
-    assert store.forget(EVENT, 1, 1) is False  # still waiting
+def test_forget_only_drops_an_admitted_place(store):
+    place_id = store.join(EVENT, 1, prequeue_key=None, now=1.0).place_id
+    assert store.forget(EVENT, 1, place_id) is False  # still waiting
     admit(store)
     store.confirm_admitted(EVENT, [1])
-    assert store.forget(EVENT, 1, 99) is False  # another ticket
-    assert store.forget(EVENT, 1, 1) is True
-    assert store.join(EVENT, 1, prequeue_key=None, now=2.0).ticket == 2
+    assert store.forget(EVENT, 1, "another-place") is False
+    assert store.forget(EVENT, 1, place_id) is True
+    again = store.join(EVENT, 1, prequeue_key=None, now=2.0)
+    assert (again.ticket, again.state) == (2, WAITING) and again.place_id != place_id
+
+
+def test_every_place_has_its_own_id_carried_by_its_pop(store):
+    places = {user: store.join(EVENT, user, prequeue_key=None, now=1.0) for user in (1, 2)}
+    assert len({place.place_id for place in places.values()}) == 2 and all(len(p.place_id) == 32
+                                                                          for p in places.values())
+    assert store.place(EVENT, 1).place_id == places[1].place_id  # stable while the place is held
+    assert {fan.user_id: fan.place_id for fan in admit(store).admitted} == {u: p.place_id for u, p in places.items()}
+
+
+def test_a_place_taken_again_after_a_reset_has_a_new_id(store):
+    first = store.join(EVENT, 1, prequeue_key=None, now=1.0)
+    store.reset(EVENT)
+    assert store.join(EVENT, 1, prequeue_key=None, now=2.0).place_id != first.place_id
+
+
+def test_place_reports_the_rate_budget_and_the_weight_of_the_observed_rate(store):
+    store.join(EVENT, 1, prequeue_key=None, now=1.0)
+    before = store.place(EVENT, 1)
+    assert (before.bucket_tokens, before.rate_weight) == (None, 0.0)  # no tick yet: nothing observed
+    store.join(EVENT, 2, prequeue_key=None, now=1.0)
+    admit(store, rate=2.0, burst=4.0, now=100.0)  # admits both: two of four tokens left
+    after = store.place(EVENT, 1)
+    assert after.bucket_tokens == pytest.approx(2.0)
+    assert 0.0 < after.rate_weight < 0.1  # one second observed of a 30 s time constant
+    assert store.snapshot(EVENT).rate_weight == pytest.approx(after.rate_weight)
 
 
 def test_lease_is_exclusive_until_released(store):

@@ -6,24 +6,36 @@ Backends (`memory.py`, `redis.py`) implement every method as one atomic step
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
-WAITING = "waiting"
-PENDING = "pending"  # popped by a tick, ledger row not yet confirmed
-ADMITTED = "admitted"
+from ..protocol import FanState
+
+# Every backend's tuning, here once (the Redis scripts receive them as arguments).
+RATE_TIME_CONSTANT = 30.0  # seconds over which the observed admission rate is smoothed
+MAX_SKIPS_PER_ADMIT = 10  # bounds the abandoned users skipped per admitted one
+
+
+def new_place_id() -> str:
+    """A place's identity, unique forever (a uuid4): unlike the ticket, it cannot come back when a store
+    forgets (a restarted memory store, Redis losing its last writes), so the ledger keys admissions on it."""
+    return uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
 class Place:
     """Where one user stands in one event's queue."""
 
-    state: str  # WAITING, PENDING or ADMITTED
-    ticket: int  # the join's number: unique per event, never reused
+    state: FanState  # WAITING, PENDING or ADMITTED (the store never holds PREQUEUE)
+    ticket: int  # the join's number, for display and order: a store that forgot may hand it out again
     position: int | None  # 1-based place among those waiting (None unless WAITING)
     waiting: int  # how many wait in total
     served: int  # serving watermark: how many have left the head of the queue
     created: bool = False  # this call made the ticket
     observed_rate: float = 0.0  # the event's smoothed admissions per second, for the ETA
+    rate_weight: float = 0.0  # how much of observed_rate is observation, 0 → 1 (see Snapshot)
+    bucket_tokens: float | None = None  # rate budget left by the last tick (None: no tick yet)
+    place_id: str = ""  # see new_place_id
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,7 @@ class Popped:
     user_id: int
     ticket: int
     score: float
+    place_id: str
 
 
 @dataclass(frozen=True)
@@ -52,8 +65,13 @@ class Snapshot:
     joined_total: int
     admitted_total: int
     abandoned_total: int
-    observed_rate: float  # admissions per second, smoothed over ~30 s of demand
-    pending: dict[int, tuple[int, float]] = field(default_factory=dict)
+    observed_rate: float  # admissions per second, smoothed over ~30 s of demand, starting from 0
+    # The share of observed_rate that is observation: 1 - exp(-observed seconds / RATE_TIME_CONSTANT).
+    # An estimate adds (1 - rate_weight) x a prior (the configured rate): at the opening, observed_rate
+    # alone is near 0 and the wait it predicts many times too long.
+    rate_weight: float = 0.0
+    bucket_tokens: float | None = None  # rate budget left by the last tick (None: no tick yet)
+    pending: dict[int, Popped] = field(default_factory=dict)  # user -> their pop, ledger row unconfirmed
 
 
 class BaseQueueStore:
@@ -68,7 +86,8 @@ class BaseQueueStore:
         """Queue the user, or return the place they already hold (idempotent).
 
         `prequeue_key` (random, in [0, 1)) puts a pre-queue joiner in the
-        shuffled pre-queue; None queues first come, first served.
+        shuffled pre-queue; None queues first come, first served. A new place
+        gets a `new_place_id()`.
         """
         raise NotImplementedError
 
@@ -80,8 +99,8 @@ class BaseQueueStore:
         """Give up a waiting place. Admitted or pending users are not removed."""
         raise NotImplementedError
 
-    def forget(self, event_id: int, user_id: int, ticket: int) -> bool:
-        """Drop an admitted user's ticket (expired or released) so they may queue again."""
+    def forget(self, event_id: int, user_id: int, place_id: str) -> bool:
+        """Drop an admitted user's place `place_id` (expired or released) so they may queue again."""
         raise NotImplementedError
 
     def mark_connected(self, event_id: int, user_id: int, connection: str) -> None:

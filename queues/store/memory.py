@@ -10,10 +10,17 @@ from dataclasses import dataclass, field
 
 from sortedcontainers import SortedList
 
-from .base import ADMITTED, PENDING, WAITING, BaseQueueStore, BatchResult, Place, Popped, Snapshot
-
-RATE_TIME_CONSTANT = 30.0  # seconds over which the observed admission rate is smoothed
-MAX_SKIPS_PER_ADMIT = 10  # bounds the abandoned users skipped per admitted one
+from ..protocol import FanState
+from .base import (
+    MAX_SKIPS_PER_ADMIT,
+    RATE_TIME_CONSTANT,
+    BaseQueueStore,
+    BatchResult,
+    Place,
+    Popped,
+    Snapshot,
+    new_place_id,
+)
 
 
 @dataclass
@@ -21,7 +28,8 @@ class _EventQueue:
     waiting: SortedList = field(default_factory=SortedList)  # (score, user_id)
     score: dict[int, float] = field(default_factory=dict)
     ticket: dict[int, int] = field(default_factory=dict)
-    state: dict[int, str] = field(default_factory=dict)
+    state: dict[int, FanState] = field(default_factory=dict)
+    place_id: dict[int, str] = field(default_factory=dict)
     gone: dict[int, float] = field(default_factory=dict)
     conn: dict[int, str] = field(default_factory=dict)  # user -> their current socket
     pending: dict[int, float] = field(default_factory=dict)  # user -> original score
@@ -32,6 +40,7 @@ class _EventQueue:
     bucket_tokens: float | None = None
     bucket_at: float = 0.0
     rate: float = 0.0
+    rate_weight: float = 0.0
     rate_at: float = 0.0
     lease_owner: str | None = None
     lease_until: float = 0.0
@@ -53,9 +62,12 @@ class MemoryQueueStore(BaseQueueStore):
         if state is None:
             return None
         position = None
-        if state == WAITING:
+        if state == FanState.WAITING:
             position = queue.waiting.index((queue.score[user_id], user_id)) + 1
-        return Place(state, queue.ticket[user_id], position, len(queue.waiting), queue.served, created, queue.rate)
+        return Place(state=state, ticket=queue.ticket[user_id], position=position, waiting=len(queue.waiting),
+                     served=queue.served, created=created, observed_rate=queue.rate,
+                     rate_weight=queue.rate_weight, bucket_tokens=queue.bucket_tokens,
+                     place_id=queue.place_id[user_id])
 
     def join(self, event_id, user_id, *, prequeue_key, now):
         with self._lock:
@@ -67,7 +79,8 @@ class MemoryQueueStore(BaseQueueStore):
             score = prequeue_key if prequeue_key is not None else float(queue.seq)
             queue.score[user_id] = score
             queue.ticket[user_id] = queue.seq
-            queue.state[user_id] = WAITING
+            queue.place_id[user_id] = new_place_id()
+            queue.state[user_id] = FanState.WAITING
             queue.waiting.add((score, user_id))
             return self._place(queue, user_id, created=True)
 
@@ -78,6 +91,7 @@ class MemoryQueueStore(BaseQueueStore):
     def _drop(self, queue: _EventQueue, user_id: int) -> None:
         queue.state.pop(user_id, None)
         queue.ticket.pop(user_id, None)
+        queue.place_id.pop(user_id, None)
         queue.score.pop(user_id, None)
         queue.gone.pop(user_id, None)
         queue.conn.pop(user_id, None)
@@ -85,16 +99,16 @@ class MemoryQueueStore(BaseQueueStore):
     def leave(self, event_id, user_id):
         with self._lock:
             queue = self._queue(event_id)
-            if queue.state.get(user_id) != WAITING:
+            if queue.state.get(user_id) != FanState.WAITING:
                 return False
             queue.waiting.remove((queue.score[user_id], user_id))
             self._drop(queue, user_id)
             return True
 
-    def forget(self, event_id, user_id, ticket):
+    def forget(self, event_id, user_id, place_id):
         with self._lock:
             queue = self._queue(event_id)
-            if queue.state.get(user_id) != ADMITTED or queue.ticket.get(user_id) != ticket:
+            if queue.state.get(user_id) != FanState.ADMITTED or queue.place_id.get(user_id) != place_id:
                 return False
             self._drop(queue, user_id)
             return True
@@ -133,9 +147,9 @@ class MemoryQueueStore(BaseQueueStore):
                     self._drop(queue, user_id)
                     abandoned += 1
                     continue
-                queue.state[user_id] = PENDING
+                queue.state[user_id] = FanState.PENDING
                 queue.pending[user_id] = score
-                admitted.append(Popped(user_id, queue.ticket[user_id], score))
+                admitted.append(self._popped(queue, user_id, score))
             queue.bucket_tokens = tokens - len(admitted)
             queue.admitted_total += len(admitted)
             queue.abandoned_total += abandoned
@@ -149,14 +163,19 @@ class MemoryQueueStore(BaseQueueStore):
         dt = min(max(dt, 0.001), RATE_TIME_CONSTANT)
         weight = 1.0 - math.exp(-dt / RATE_TIME_CONSTANT)
         queue.rate += weight * (count / dt - queue.rate)
+        queue.rate_weight += weight * (1.0 - queue.rate_weight)
         queue.rate_at = now
+
+    @staticmethod
+    def _popped(queue: _EventQueue, user_id: int, score: float) -> Popped:
+        return Popped(user_id=user_id, ticket=queue.ticket[user_id], score=score, place_id=queue.place_id[user_id])
 
     def confirm_admitted(self, event_id, user_ids):
         with self._lock:
             queue = self._queue(event_id)
             for user_id in user_ids:
                 if queue.pending.pop(user_id, None) is not None:
-                    queue.state[user_id] = ADMITTED
+                    queue.state[user_id] = FanState.ADMITTED
 
     def requeue(self, event_id, user_ids):
         with self._lock:
@@ -165,7 +184,7 @@ class MemoryQueueStore(BaseQueueStore):
                 score = queue.pending.pop(user_id, None)
                 if score is None:
                     continue
-                queue.state[user_id] = WAITING
+                queue.state[user_id] = FanState.WAITING
                 queue.waiting.add((score, user_id))
                 queue.served -= 1
                 queue.admitted_total -= 1
@@ -180,7 +199,9 @@ class MemoryQueueStore(BaseQueueStore):
                 admitted_total=queue.admitted_total,
                 abandoned_total=queue.abandoned_total,
                 observed_rate=queue.rate,
-                pending={u: (queue.ticket[u], s) for u, s in queue.pending.items()},
+                rate_weight=queue.rate_weight,
+                bucket_tokens=queue.bucket_tokens,
+                pending={u: self._popped(queue, u, s) for u, s in queue.pending.items()},
             )
 
     def acquire_lease(self, event_id, owner, ttl):
@@ -201,7 +222,7 @@ class MemoryQueueStore(BaseQueueStore):
     def reset(self, event_id):
         with self._lock:
             old = self._events.pop(event_id, None)
-            if old is not None:  # tickets are never reused: the ledger keys admissions by ticket
+            if old is not None:  # tickets keep counting up (a fan's new ticket reads as later than the old)
                 self._events[event_id] = _EventQueue(seq=old.seq, served=old.served)
 
     def ping(self):

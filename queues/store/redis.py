@@ -8,80 +8,111 @@ from __future__ import annotations
 
 import redis
 
-from .base import BaseQueueStore, BatchResult, Place, Popped, Snapshot
-from .memory import MAX_SKIPS_PER_ADMIT, RATE_TIME_CONSTANT
+from ..protocol import FanState
+from .base import (
+    MAX_SKIPS_PER_ADMIT,
+    RATE_TIME_CONSTANT,
+    BaseQueueStore,
+    BatchResult,
+    Place,
+    Popped,
+    Snapshot,
+    new_place_id,
+)
 
-# KEYS of every script: waiting, ticket, state, gone, pending, meta, conn
-_KEY_NAMES = ("waiting", "ticket", "state", "gone", "pending", "meta", "conn")
+# The KEYS of every script, in order: (the name scripts use, the key's suffix in Redis).
+_KEYS = (
+    ("waiting", "waiting"),  # sorted set: user -> score (lower goes first)
+    ("tickets", "ticket"),  # hash: user -> ticket
+    ("states", "state"),  # hash: user -> FanState
+    ("gone", "gone"),  # hash: user -> when their socket closed (the abandon grace period runs)
+    ("pending", "pending"),  # hash: user -> score, popped and not yet confirmed
+    ("meta", "meta"),  # hash: seq, served, totals, rate bucket, observed rate
+    ("conn", "conn"),  # hash: user -> their current socket
+    ("ids", "id"),  # hash: user -> place id (base.new_place_id)
+)
 
-_PLACE_TAIL = """
-local rank = -1
-if st == 'waiting' then rank = redis.call('ZRANK', KEYS[1], user) end
-return {st, redis.call('HGET', KEYS[2], user), rank, redis.call('ZCARD', KEYS[1]),
-        redis.call('HGET', KEYS[6], 'served') or '0', created, redis.call('HGET', KEYS[6], 'rate') or '0'}
+# Every script starts here: its keys by name, and the one way to drop a fan (leave, forget, abandoned).
+_PROLOGUE = f"""
+local {", ".join(name for name, _ in _KEYS)} = {", ".join(f"KEYS[{i}]" for i in range(1, len(_KEYS) + 1))}
+local function drop(user)
+  redis.call('HDEL', tickets, user)
+  redis.call('HDEL', states, user)
+  redis.call('HDEL', gone, user)
+  redis.call('HDEL', conn, user)
+  redis.call('HDEL', ids, user)
+end
 """
 
-JOIN = """
+
+def _script(body: str) -> str:
+    return _PROLOGUE + body
+
+
+_PLACE_TAIL = f"""
+local rank = -1
+if st == '{FanState.WAITING}' then rank = redis.call('ZRANK', waiting, user) end
+local stats = redis.call('HMGET', meta, 'served', 'rate', 'rate_weight', 'tokens')
+return {{st, redis.call('HGET', tickets, user), rank, redis.call('ZCARD', waiting), stats[1] or '0', created,
+        stats[2] or '0', stats[3] or '0', stats[4] or '', redis.call('HGET', ids, user) or ''}}
+"""
+
+JOIN = _script(f"""
 local user = ARGV[1]
-local st = redis.call('HGET', KEYS[3], user)
+local st = redis.call('HGET', states, user)
 local created = 0
 if not st then
-  local seq = redis.call('HINCRBY', KEYS[6], 'seq', 1)
+  local seq = redis.call('HINCRBY', meta, 'seq', 1)
   local score = seq
   if ARGV[2] ~= '' then score = ARGV[2] end
-  redis.call('ZADD', KEYS[1], score, user)
-  redis.call('HSET', KEYS[2], user, seq)
-  redis.call('HSET', KEYS[3], user, 'waiting')
-  st = 'waiting'
+  redis.call('ZADD', waiting, score, user)
+  redis.call('HSET', tickets, user, seq)
+  redis.call('HSET', ids, user, ARGV[3])
+  redis.call('HSET', states, user, '{FanState.WAITING}')
+  st = '{FanState.WAITING}'
   created = 1
 end
-redis.call('HDEL', KEYS[4], user)
-""" + _PLACE_TAIL
+redis.call('HDEL', gone, user)
+""" + _PLACE_TAIL)
 
-PLACE = """
+PLACE = _script("""
 local user = ARGV[1]
-local st = redis.call('HGET', KEYS[3], user)
+local st = redis.call('HGET', states, user)
 if not st then return false end
 local created = 0
-""" + _PLACE_TAIL
+""" + _PLACE_TAIL)
 
-LEAVE = """
+LEAVE = _script(f"""
 local user = ARGV[1]
-if redis.call('HGET', KEYS[3], user) ~= 'waiting' then return 0 end
-redis.call('ZREM', KEYS[1], user)
-redis.call('HDEL', KEYS[2], user)
-redis.call('HDEL', KEYS[3], user)
-redis.call('HDEL', KEYS[4], user)
-redis.call('HDEL', KEYS[7], user)
+if redis.call('HGET', states, user) ~= '{FanState.WAITING}' then return 0 end
+redis.call('ZREM', waiting, user)
+drop(user)
 return 1
-"""
+""")
 
-FORGET = """
+FORGET = _script(f"""
 local user = ARGV[1]
-if redis.call('HGET', KEYS[3], user) ~= 'admitted' then return 0 end
-if redis.call('HGET', KEYS[2], user) ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[2], user)
-redis.call('HDEL', KEYS[3], user)
-redis.call('HDEL', KEYS[4], user)
-redis.call('HDEL', KEYS[7], user)
+if redis.call('HGET', states, user) ~= '{FanState.ADMITTED}' then return 0 end
+if redis.call('HGET', ids, user) ~= ARGV[2] then return 0 end
+drop(user)
 return 1
-"""
+""")
 
-MARK_CONNECTED = """
-redis.call('HSET', KEYS[7], ARGV[1], ARGV[2])
-redis.call('HDEL', KEYS[4], ARGV[1])
+MARK_CONNECTED = _script("""
+redis.call('HSET', conn, ARGV[1], ARGV[2])
+redis.call('HDEL', gone, ARGV[1])
 return 0
-"""
+""")
 
-MARK_DISCONNECTED = """
-if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 and redis.call('HGET', KEYS[7], ARGV[1]) == ARGV[2] then
-  redis.call('HSET', KEYS[4], ARGV[1], ARGV[3])
-  redis.call('HDEL', KEYS[7], ARGV[1])
+MARK_DISCONNECTED = _script("""
+if redis.call('HEXISTS', states, ARGV[1]) == 1 and redis.call('HGET', conn, ARGV[1]) == ARGV[2] then
+  redis.call('HSET', gone, ARGV[1], ARGV[3])
+  redis.call('HDEL', conn, ARGV[1])
 end
 return 0
-"""
+""")
 
-ADMIT_BATCH = """
+ADMIT_BATCH = _script(f"""
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local rate = tonumber(ARGV[3])
@@ -91,48 +122,46 @@ local max_skips = tonumber(ARGV[6])
 local tau = tonumber(ARGV[7])
 local random_draw = ARGV[8] ~= ''
 if random_draw then math.randomseed(tonumber(ARGV[8])) end
-local meta = KEYS[6]
 local tokens = tonumber(redis.call('HGET', meta, 'tokens') or ARGV[4])
 local tokens_at = tonumber(redis.call('HGET', meta, 'tokens_at') or ARGV[1])
 tokens = math.min(burst, tokens + math.max(0, now - tokens_at) * rate)
-local demand = redis.call('ZCARD', KEYS[1]) > 0
+local demand = redis.call('ZCARD', waiting) > 0
 local want = math.max(0, math.min(math.floor(tokens + 1e-9), limit))
-local out = {}
+local out = {{}}
 local n = 0
 local skipped = 0
 local served = 0
 while n < want and skipped < max_skips * (want + 1) do
   local heads
   if random_draw then
-    local size = redis.call('ZCARD', KEYS[1])
+    local size = redis.call('ZCARD', waiting)
     if size == 0 then break end
     local rank = math.random(size) - 1
-    heads = redis.call('ZRANGE', KEYS[1], rank, rank, 'WITHSCORES')
-    redis.call('ZREM', KEYS[1], heads[1])
+    heads = redis.call('ZRANGE', waiting, rank, rank, 'WITHSCORES')
+    redis.call('ZREM', waiting, heads[1])
   else
-    heads = redis.call('ZPOPMIN', KEYS[1], want - n)
+    heads = redis.call('ZPOPMIN', waiting, want - n)
   end
   if #heads == 0 then break end
-  local users = {}
+  local users = {{}}
   for i = 1, #heads, 2 do users[#users + 1] = heads[i] end
-  local gones = redis.call('HMGET', KEYS[4], unpack(users))
-  local tickets = redis.call('HMGET', KEYS[2], unpack(users))
+  local gones = redis.call('HMGET', gone, unpack(users))
+  local numbers = redis.call('HMGET', tickets, unpack(users))
+  local place_ids = redis.call('HMGET', ids, unpack(users))
   for j = 1, #users do
     local user = users[j]
     served = served + 1
     if gones[j] and tonumber(gones[j]) < abandon_before then
-      redis.call('HDEL', KEYS[2], user)
-      redis.call('HDEL', KEYS[3], user)
-      redis.call('HDEL', KEYS[4], user)
-      redis.call('HDEL', KEYS[7], user)
+      drop(user)
       skipped = skipped + 1
     else
-      redis.call('HSET', KEYS[3], user, 'pending')
-      redis.call('HSET', KEYS[5], user, heads[2 * j])
+      redis.call('HSET', states, user, '{FanState.PENDING}')
+      redis.call('HSET', pending, user, heads[2 * j])
       n = n + 1
       out[#out + 1] = user
-      out[#out + 1] = tickets[j]
+      out[#out + 1] = numbers[j]
       out[#out + 1] = heads[2 * j]
+      out[#out + 1] = place_ids[j] or ''
     end
   end
 end
@@ -144,47 +173,53 @@ redis.call('HINCRBY', meta, 'abandoned', skipped)
 if demand then
   local rate_at = tonumber(redis.call('HGET', meta, 'rate_at') or '0')
   local observed = tonumber(redis.call('HGET', meta, 'rate') or '0')
+  local weight = tonumber(redis.call('HGET', meta, 'rate_weight') or '0')
   local dt = 1.0
   if rate_at > 0 then dt = now - rate_at end
   dt = math.min(math.max(dt, 0.001), tau)
-  observed = observed + (1 - math.exp(-dt / tau)) * (n / dt - observed)
-  redis.call('HSET', meta, 'rate', string.format('%.17g', observed), 'rate_at', ARGV[1])
+  local step = 1 - math.exp(-dt / tau)
+  observed = observed + step * (n / dt - observed)
+  weight = weight + step * (1 - weight)
+  redis.call('HSET', meta, 'rate', string.format('%.17g', observed), 'rate_weight', string.format('%.17g', weight),
+             'rate_at', ARGV[1])
 end
-return {out, skipped, redis.call('ZCARD', KEYS[1]), served_total}
-"""
+return {{out, skipped, redis.call('ZCARD', waiting), served_total}}
+""")
 
-CONFIRM = """
+CONFIRM = _script(f"""
 for i = 1, #ARGV do
-  if redis.call('HDEL', KEYS[5], ARGV[i]) == 1 then
-    redis.call('HSET', KEYS[3], ARGV[i], 'admitted')
+  if redis.call('HDEL', pending, ARGV[i]) == 1 then
+    redis.call('HSET', states, ARGV[i], '{FanState.ADMITTED}')
   end
 end
 return 0
-"""
+""")
 
-REQUEUE = """
+REQUEUE = _script(f"""
 for i = 1, #ARGV do
-  local score = redis.call('HGET', KEYS[5], ARGV[i])
+  local score = redis.call('HGET', pending, ARGV[i])
   if score then
-    redis.call('ZADD', KEYS[1], score, ARGV[i])
-    redis.call('HSET', KEYS[3], ARGV[i], 'waiting')
-    redis.call('HDEL', KEYS[5], ARGV[i])
-    redis.call('HINCRBY', KEYS[6], 'served', -1)
-    redis.call('HINCRBY', KEYS[6], 'admitted', -1)
+    redis.call('ZADD', waiting, score, ARGV[i])
+    redis.call('HSET', states, ARGV[i], '{FanState.WAITING}')
+    redis.call('HDEL', pending, ARGV[i])
+    redis.call('HINCRBY', meta, 'served', -1)
+    redis.call('HINCRBY', meta, 'admitted', -1)
   end
 end
 return 0
-"""
+""")
 
-SNAPSHOT = """
-local pending = redis.call('HGETALL', KEYS[5])
-local tickets = {}
-for i = 1, #pending, 2 do
-  tickets[#tickets + 1] = redis.call('HGET', KEYS[2], pending[i])
+SNAPSHOT = _script("""
+local popped = redis.call('HGETALL', pending)
+local numbers, place_ids = {}, {}
+for i = 1, #popped, 2 do
+  numbers[#numbers + 1] = redis.call('HGET', tickets, popped[i])
+  place_ids[#place_ids + 1] = redis.call('HGET', ids, popped[i]) or ''
 end
-return {redis.call('ZCARD', KEYS[1]), redis.call('HMGET', KEYS[6], 'served', 'seq', 'admitted', 'abandoned', 'rate'),
-        pending, tickets}
-"""
+return {redis.call('ZCARD', waiting),
+        redis.call('HMGET', meta, 'served', 'seq', 'admitted', 'abandoned', 'rate', 'rate_weight', 'tokens'),
+        popped, numbers, place_ids}
+""")
 
 RELEASE_LEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -212,7 +247,7 @@ class RedisQueueStore(BaseQueueStore):
         self._release_lease = register(RELEASE_LEASE)
 
     def keys(self, event_id: int) -> list[str]:
-        return [f"{self.prefix}:{{evt:{event_id}}}:{name}" for name in _KEY_NAMES]
+        return [f"{self.prefix}:{{evt:{event_id}}}:{suffix}" for _, suffix in _KEYS]
 
     def _lease_key(self, event_id: int) -> str:
         return f"{self.prefix}:{{evt:{event_id}}}:lease"
@@ -221,13 +256,14 @@ class RedisQueueStore(BaseQueueStore):
     def _to_place(reply) -> Place | None:
         if not reply:
             return None
-        state, ticket, rank, waiting, served, created, rate = reply
-        position = int(rank) + 1 if int(rank) >= 0 else None
-        return Place(state, int(ticket), position, int(waiting), int(served), bool(created), float(rate))
+        state, ticket, rank, waiting, served, created, rate, weight, tokens, place_id = reply
+        return Place(state=FanState(state), ticket=int(ticket), position=int(rank) + 1 if int(rank) >= 0 else None,
+                     waiting=int(waiting), served=int(served), created=bool(created), observed_rate=float(rate),
+                     rate_weight=float(weight), bucket_tokens=float(tokens) if tokens else None, place_id=place_id)
 
     def join(self, event_id, user_id, *, prequeue_key, now):
         key = "" if prequeue_key is None else repr(float(prequeue_key))
-        return self._to_place(self._join(keys=self.keys(event_id), args=[user_id, key]))
+        return self._to_place(self._join(keys=self.keys(event_id), args=[user_id, key, new_place_id()]))
 
     def place(self, event_id, user_id):
         return self._to_place(self._place_script(keys=self.keys(event_id), args=[user_id]))
@@ -235,8 +271,8 @@ class RedisQueueStore(BaseQueueStore):
     def leave(self, event_id, user_id):
         return bool(self._leave(keys=self.keys(event_id), args=[user_id]))
 
-    def forget(self, event_id, user_id, ticket):
-        return bool(self._forget(keys=self.keys(event_id), args=[user_id, ticket]))
+    def forget(self, event_id, user_id, place_id):
+        return bool(self._forget(keys=self.keys(event_id), args=[user_id, place_id]))
 
     def mark_connected(self, event_id, user_id, connection):
         self._mark_connected(keys=self.keys(event_id), args=[user_id, connection])
@@ -250,7 +286,8 @@ class RedisQueueStore(BaseQueueStore):
                 "" if draw_seed is None else int(draw_seed) % 2**31]
         flat, abandoned, waiting, served = self._admit_batch(keys=self.keys(event_id), args=args)
         admitted = [
-            Popped(int(flat[i]), int(flat[i + 1]), float(flat[i + 2])) for i in range(0, len(flat), 3)
+            Popped(user_id=int(flat[i]), ticket=int(flat[i + 1]), score=float(flat[i + 2]), place_id=flat[i + 3])
+            for i in range(0, len(flat), 4)
         ]
         return BatchResult(admitted, int(abandoned), int(waiting), int(served))
 
@@ -263,11 +300,10 @@ class RedisQueueStore(BaseQueueStore):
             self._requeue(keys=self.keys(event_id), args=list(user_ids))
 
     def snapshot(self, event_id):
-        waiting, meta, pending, tickets = self._snapshot(keys=self.keys(event_id))
-        served, seq, admitted, abandoned, rate = meta
-        pending_map = {
-            int(pending[i]): (int(tickets[i // 2]), float(pending[i + 1])) for i in range(0, len(pending), 2)
-        }
+        waiting, meta, pending, tickets, place_ids = self._snapshot(keys=self.keys(event_id))
+        served, seq, admitted, abandoned, rate, weight, tokens = meta
+        popped = [Popped(user_id=int(pending[i]), ticket=int(tickets[i // 2]), score=float(pending[i + 1]),
+                         place_id=place_ids[i // 2]) for i in range(0, len(pending), 2)]
         return Snapshot(
             waiting=int(waiting),
             served=int(served or 0),
@@ -275,7 +311,9 @@ class RedisQueueStore(BaseQueueStore):
             admitted_total=int(admitted or 0),
             abandoned_total=int(abandoned or 0),
             observed_rate=float(rate or 0.0),
-            pending=pending_map,
+            rate_weight=float(weight or 0.0),
+            bucket_tokens=float(tokens) if tokens else None,
+            pending={fan.user_id: fan for fan in popped},
         )
 
     def acquire_lease(self, event_id, owner, ttl):
@@ -285,11 +323,11 @@ class RedisQueueStore(BaseQueueStore):
         self._release_lease(keys=[self._lease_key(event_id)], args=[owner])
 
     def reset(self, event_id):
-        # Tickets are never reused (the ledger keys admissions by ticket): keep seq and served.
+        # Tickets keep counting up (a fan's new ticket reads as later than the old): keep seq and served.
         keys = self.keys(event_id)
         with self.client.pipeline(transaction=True) as pipe:
             pipe.delete(*(key for key in keys if not key.endswith(":meta")), self._lease_key(event_id))
-            pipe.hdel(keys[5], "tokens", "tokens_at", "rate", "rate_at", "admitted", "abandoned")
+            pipe.hdel(keys[5], "tokens", "tokens_at", "rate", "rate_weight", "rate_at", "admitted", "abandoned")
             pipe.execute()
 
     def ping(self):
