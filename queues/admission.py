@@ -26,6 +26,7 @@ from events.models import Event, QueueingMethod
 from . import challenge, metrics, tokens
 from .health_gate import site_healthy
 from .models import Admission
+from .protocol import FanState
 from .refusals import (
     ProofOfWorkRequired,
     QueueClosed,  # noqa: F401  (callers catch admission.QueueClosed: draining or not open yet)
@@ -36,7 +37,7 @@ from .refusals import (
     TokenReleased,
 )
 from .store import get_store
-from .store.base import ADMITTED, PENDING, Popped
+from .store.base import Place, Popped, Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,11 @@ UNLIMITED = 1e9  # rate and burst of events whose queue is switched off
 prequeue_rng: random.Random = random.SystemRandom()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class QueueStatus:
     """What a fan sees: their place, or their admission."""
 
-    state: str  # "prequeue", "waiting" or "admitted"
+    state: FanState  # PREQUEUE, WAITING or ADMITTED (a PENDING fan sees WAITING, first in line)
     ticket: int
     position: int | None = None
     ahead: int | None = None
@@ -118,46 +119,63 @@ def in_prequeue(event: Event) -> bool:
     return not admits_on_join(event) and not event.sale_open()
 
 
-def effective_rate(event: Event, observed_rate: float) -> float:
-    """Admissions per second to expect: the observed (smoothed) rate once there is one, else the configured."""
-    return observed_rate if observed_rate > 0.01 else configured_rate(event)
+def rate_burst(event: Event) -> float:
+    """The rate budget's bucket: about two ticks of the configured rate, and at least one fan."""
+    return UNLIMITED if admits_on_join(event) else max(1.0, 2 * configured_rate(event) * settings.QMS_TICK_SECONDS)
 
 
-def eta_seconds(event: Event, position: int, observed_rate: float) -> int:
-    """Seconds until `position` reaches the front."""
-    return max(1, math.ceil(position / effective_rate(event, observed_rate)))
+def effective_rate(event: Event, observed: Place | Snapshot) -> float:
+    """Admissions per second to expect: the observed (smoothed) rate, the configured one standing in for what
+    was not observed yet (all of it at the opening, none after a few minutes of demand)."""
+    rate = observed.observed_rate + (1.0 - observed.rate_weight) * configured_rate(event)
+    return rate if rate > 0.01 else configured_rate(event)  # nothing admitted for minutes (capacity full)
+
+
+def eta_seconds(event: Event, position: int, observed: Place | Snapshot) -> int:
+    """Seconds until `position` reaches the front: those the rate budget holds go at the next tick (a full
+    bucket at the opening), the others at the expected rate."""
+    burst = rate_burst(event)
+    ready = burst if observed.bucket_tokens is None else min(
+        burst, observed.bucket_tokens + configured_rate(event) * settings.QMS_TICK_SECONDS)
+    return max(1, math.ceil((position - ready) / effective_rate(event, observed)))
+
+
+def eta_last_seconds(event: Event, observed: Snapshot, now: datetime) -> int:
+    """Seconds until the last of the waiting fans is admitted; before the opening, plus the time until it."""
+    if not observed.waiting:
+        return 0
+    until_open = max(0, math.ceil((event.sale_starts_at - now).total_seconds())) if in_prequeue(event) else 0
+    return until_open + eta_seconds(event, observed.waiting, observed)
 
 
 def live_admissions(event: Event, now: datetime | None = None) -> int:
     return Admission.objects.filter(event=event).live(now).count()
 
 
-def _status_from_place(event: Event, place) -> QueueStatus:
-    if place.state == PENDING:
+def _status_from_place(event: Event, place: Place) -> QueueStatus:
+    common = {"ticket": place.ticket, "waiting": place.waiting, "served": place.served, "paused": event.paused,
+              "sale_starts_at": event.sale_starts_at}
+    if place.state == FanState.PENDING:
         # Popped by a tick that is writing the ledger right now: first in line.
-        return QueueStatus("waiting", place.ticket, 1, 0, place.waiting, place.served, 1, event.paused,
-                           event.sale_starts_at)
+        return QueueStatus(state=FanState.WAITING, position=1, ahead=0, eta_seconds=1, **common)
     if in_prequeue(event):
-        return QueueStatus("prequeue", place.ticket, None, None, place.waiting, place.served, None, event.paused,
-                           event.sale_starts_at, created=place.created)
-    return QueueStatus(
-        "waiting", place.ticket, place.position, place.position - 1, place.waiting, place.served,
-        # A random draw has no order: the expected wait is the whole queue's.
-        eta_seconds(event, place.waiting if event.queueing_method == QueueingMethod.RANDOM else place.position,
-                    place.observed_rate),
-        event.paused, event.sale_starts_at,
-        created=place.created,
-    )
+        return QueueStatus(state=FanState.PREQUEUE, created=place.created, **common)
+    # A random draw has no order: the expected wait is the whole queue's.
+    eta_place = place.waiting if event.queueing_method == QueueingMethod.RANDOM else place.position
+    return QueueStatus(state=FanState.WAITING, position=place.position, ahead=place.position - 1,
+                       eta_seconds=eta_seconds(event, eta_place, place), created=place.created, **common)
 
 
-def _admitted_status(event: Event, admission: Admission, place=None) -> QueueStatus:
-    return QueueStatus("admitted", admission.ticket, waiting=place.waiting if place else 0,
+def _admitted_status(event: Event, admission: Admission, place: Place | None = None) -> QueueStatus:
+    return QueueStatus(state=FanState.ADMITTED, ticket=admission.ticket, waiting=place.waiting if place else 0,
                        served=place.served if place else 0, paused=event.paused,
                        sale_starts_at=event.sale_starts_at, admission=admission)
 
 
-def _live_admission_for(event: Event, user_id: int, ticket: int) -> Admission | None:
-    admission = Admission.objects.filter(event=event, user_id=user_id, ticket=ticket).first()
+def _live_admission_for(event: Event, user_id: int, place_id: str) -> Admission | None:
+    """The live admission that ended this place. By place id, never by ticket: a store that forgot (restarted,
+    or Redis losing its last writes) hands out old ticket numbers again, and an old row must not match."""
+    admission = Admission.objects.filter(event=event, user_id=user_id, place_id=place_id).first()
     if admission is not None and admission.is_live():
         return admission
     return None
@@ -184,11 +202,11 @@ def join(event: Event, user) -> QueueStatus:
     """Queue the fan (idempotent: a fan who joins again keeps the first ticket). Adapters call `enter`."""
     store = get_store()
     place = store.place(event.id, user.id)
-    if place is not None and place.state == ADMITTED:
-        admission = _live_admission_for(event, user.id, place.ticket)
+    if place is not None and place.state == FanState.ADMITTED:
+        admission = _live_admission_for(event, user.id, place.place_id)
         if admission is not None:
             return _admitted_status(event, admission, place)
-        store.forget(event.id, user.id, place.ticket)  # expired or released: queue anew
+        store.forget(event.id, user.id, place.place_id)  # expired or released: queue anew
         place = None
     if place is None and event.draining:
         raise QueueDraining()
@@ -199,18 +217,18 @@ def join(event: Event, user) -> QueueStatus:
     if place.created:
         logger.info("join", extra={"event_id": event.id, "user_id": user.id, "ticket": place.ticket})
         metrics.count_join(event.id)
-    if place.state != ADMITTED and _may_admit_on_join(event, place):
+    if place.state != FanState.ADMITTED and _may_admit_on_join(event, place):
         # Nobody ahead and room: admitted now by the same tick, spending the same rate budget. A tick
         # in progress holds the lease for milliseconds: wait for it rather than leave the fan waiting.
         tick(event, lease_wait=1.0)
         return status(event, user) or _status_from_place(event, place)
-    if place.state == ADMITTED:
+    if place.state == FanState.ADMITTED:
         return status(event, user)
     return _status_from_place(event, place)
 
 
 def _may_admit_on_join(event: Event, place) -> bool:
-    if event.paused or place.state != "waiting":
+    if event.paused or place.state != FanState.WAITING:
         return False
     if admits_on_join(event):
         return True
@@ -224,10 +242,10 @@ def status(event: Event, user) -> QueueStatus | None:
     place = store.place(event.id, user.id)
     if place is None:
         return None
-    if place.state == ADMITTED:
-        admission = _live_admission_for(event, user.id, place.ticket)
+    if place.state == FanState.ADMITTED:
+        admission = _live_admission_for(event, user.id, place.place_id)
         if admission is None:
-            store.forget(event.id, user.id, place.ticket)
+            store.forget(event.id, user.id, place.place_id)
             return None
         return _admitted_status(event, admission, place)
     return _status_from_place(event, place)
@@ -262,34 +280,25 @@ def _issue(event: Event, popped: list[Popped]) -> list[Admission]:
 
 def _ledger_row(event: Event, fan: Popped) -> Admission:
     issued = timezone.now()
-    expires = issued + timedelta(seconds=event.token_ttl_seconds)
-    claims = {
-        "iss": settings.QMS_TOKEN_ISSUER,
-        "aud": settings.QMS_TOKEN_AUDIENCE,
-        "sub": str(fan.user_id),
-        "evt": event.id,
-        "iat": int(issued.timestamp()),
-        "nbf": int(issued.timestamp()),
-        "exp": int(expires.timestamp()),
-        "jti": uuid.uuid4().hex,
-    }
-    return Admission(event=event, user_id=fan.user_id, ticket=fan.ticket, jti=claims["jti"],
+    claims = tokens.claims_for(event_id=event.id, user_id=fan.user_id, issued_at=issued,
+                               ttl_seconds=event.token_ttl_seconds)
+    return Admission(event=event, user_id=fan.user_id, ticket=fan.ticket, place_id=fan.place_id, jti=claims["jti"],
                      token=tokens.sign(claims), issued_at=issued,
                      expires_at=datetime.fromtimestamp(claims["exp"], UTC))
 
 
 def _ledger_rows(event: Event, popped: list[Popped]) -> list[Admission]:
-    wanted = {(fan.user_id, fan.ticket) for fan in popped}
-    rows = Admission.objects.filter(event=event, ticket__in=[fan.ticket for fan in popped])
-    return sorted((row for row in rows if (row.user_id, row.ticket) in wanted), key=lambda row: row.ticket)
+    """The committed rows of these pops, matched by place id (a row of an older place never matches)."""
+    wanted = {(fan.user_id, fan.place_id) for fan in popped}
+    rows = Admission.objects.filter(event=event, place_id__in=[fan.place_id for fan in popped])
+    return sorted((row for row in rows if (row.user_id, row.place_id) in wanted), key=lambda row: row.ticket)
 
 
-def _recover_pending(event: Event, pending: dict[int, tuple[int, float]]) -> list[Admission]:
+def _recover_pending(event: Event, pending: dict[int, Popped]) -> list[Admission]:
     """Finish what a dead tick left: fans whose rows exist are sent their token again, the others requeued."""
     if not pending:
         return []
-    popped = [Popped(user_id, ticket, score) for user_id, (ticket, score) in pending.items()]
-    rows = _ledger_rows(event, popped)
+    rows = _ledger_rows(event, list(pending.values()))
     written = {row.user_id for row in rows}
     get_store().requeue(event.id, sorted(set(pending) - written))
     logger.warning("recovered", extra={"event_id": event.id, "resent": len(written),
@@ -297,12 +306,12 @@ def _recover_pending(event: Event, pending: dict[int, tuple[int, float]]) -> lis
     return rows
 
 
-def progress(event: Event, waiting: int, served: int, observed_rate: float, site_busy: bool = False) -> Progress:
+def progress(event: Event, waiting: int, served: int, observed: Snapshot, site_busy: bool = False) -> Progress:
     return Progress(
         event=event.id,
         serving=served,
         waiting=waiting,
-        rate_per_minute=round(effective_rate(event, observed_rate) * 60, 1) if not admits_on_join(event) else None,
+        rate_per_minute=round(effective_rate(event, observed) * 60, 1) if not admits_on_join(event) else None,
         queueing_method=event.queueing_method,
         paused=event.paused or site_busy,
         paused_reason="operator" if event.paused else ("site_busy" if site_busy else None),
@@ -341,7 +350,7 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
         if extra or (open_now and not site_busy):
             free = max(0, event.max_active - live_admissions(event))
             rate = configured_rate(event)
-            burst = UNLIMITED if admits_on_join(event) else max(1.0, 2 * rate * settings.QMS_TICK_SECONDS)
+            burst = rate_burst(event)
             if extra:
                 rate, burst, free = UNLIMITED, float(extra), min(free, extra)
             now = _now()
@@ -356,7 +365,7 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
                 logger.info("admit", extra={"event_id": event.id, "user_id": row.user_id, "ticket": row.ticket,
                                             "jti": row.jti})
         result = TickResult(ran=True, admitted=admitted, abandoned=abandoned,
-                            progress=progress(event, waiting, served, snapshot.observed_rate, site_busy))
+                            progress=progress(event, waiting, served, snapshot, site_busy))
         if publish:
             tick_decided.send(sender=Event, event=event, result=result)
         store.confirm_admitted(event.id, [row.user_id for row in admitted])
@@ -380,7 +389,8 @@ def stats(event: Event) -> dict:
         "waiting": snapshot.waiting,
         "served": snapshot.served,
         "joined_total": snapshot.joined_total,
-        "admitted_total": snapshot.admitted_total,
+        # The ledger, not the store's counter: a reset empties the store, the issued admissions stay.
+        "admitted_total": Admission.objects.filter(event=event).count(),
         "abandoned_total": snapshot.abandoned_total,
         "live_admissions": live_admissions(event, now),
         "max_active": event.max_active,
@@ -388,8 +398,11 @@ def stats(event: Event) -> dict:
         .count(),
         "observed_rate_per_minute": round(rate * 60, 1),
         "configured_rate_per_minute": event.admit_per_minute,
-        "eta_last_seconds": eta_seconds(event, snapshot.waiting, rate) if snapshot.waiting else 0,
+        "eta_last_seconds": eta_last_seconds(event, snapshot, now),
         "paused": event.paused,
+        "draining": event.draining,
+        "prequeue": in_prequeue(event),
+        "sale_starts_at": event.sale_starts_at,
         "queue_enabled": event.queue_enabled,
         "sale_open": event.sale_open(),
     }
@@ -427,48 +440,19 @@ def release(token: str) -> tuple[Admission, bool]:
     now = timezone.now()
     released = bool(Admission.objects.filter(pk=admission.pk, released_at__isnull=True).update(released_at=now))
     admission.refresh_from_db()
-    get_store().forget(admission.event_id, admission.user_id, admission.ticket)
+    get_store().forget(admission.event_id, admission.user_id, admission.place_id)
     if released:
         logger.info("release", extra={"event_id": admission.event_id, "user_id": admission.user_id,
                                       "jti": admission.jti})
     return admission, released
 
 
-# --- operator actions (admin and staff API); each is logged with who did it --------------
+def reset_queue(event: Event) -> int:
+    """Empty the event's queue (admissions already issued stay valid). Returns how many lost their place.
 
-
-def _log_action(action: str, event: Event, actor, **details) -> None:
-    logger.info("operator action", extra={"action": action, "event_id": event.id,
-                                          "actor_id": getattr(actor, "pk", None), **details})
-
-
-def set_paused(event: Event, paused: bool, actor=None) -> Event:
-    """Pause or resume admission; waiting fans are told (see queues.signals)."""
-    event.paused = paused
-    event.save(update_fields=["paused", "updated_at"])
-    _log_action("pause" if paused else "resume", event, actor)
-    return event
-
-
-def admit_now(event: Event, count: int, actor=None) -> TickResult:
-    """Admit up to `count` fans at once, beyond the rate, within `max_active`; fans are notified."""
-    result = tick(event, extra=count, lease_wait=5.0)
-    _log_action("admit_now", event, actor, requested=count, admitted=len(result.admitted))
-    return result
-
-
-def drain(event: Event, actor=None) -> Event:
-    """Stop accepting joins; everyone already waiting is still admitted."""
-    event.draining = True
-    event.save(update_fields=["draining", "updated_at"])
-    _log_action("drain", event, actor)
-    return event
-
-
-def reset_queue(event: Event, actor=None) -> int:
-    """Empty the event's queue (admissions already issued stay valid). Returns how many lost their place."""
+    An operator's action: `queues.operations` runs it, with who asked.
+    """
     waiting = get_store().snapshot(event.id).waiting
     get_store().reset(event.id)
     queue_reset.send(sender=Event, event=event)
-    _log_action("reset", event, actor, dropped=waiting)
     return waiting

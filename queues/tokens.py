@@ -18,7 +18,9 @@ import os
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import jwt
@@ -29,7 +31,7 @@ from django.core.exceptions import ImproperlyConfigured
 from jwt.algorithms import ECAlgorithm
 
 from .refusals import TokenRefused
-from .verify import ALGORITHM, AdmissionTokenError, decode_admission_token
+from .verify import ALGORITHM, REQUIRED_CLAIMS, AdmissionTokenError, decode_admission_token
 
 logger = logging.getLogger(__name__)
 
@@ -267,6 +269,14 @@ def reset_keyring() -> None:
     """Reload keys from settings on next use (after a rotation, or in tests)."""
     global _keyring, _keyring_version, _keyring_stale_at, _next_directory_check
     _keyring, _keyring_version, _keyring_stale_at, _next_directory_check = None, None, float("inf"), 0.0
+
+
+def claims_for(*, event_id: int, user_id: int, issued_at: datetime, ttl_seconds: int) -> dict:
+    """An admission token's claims: exactly `verify.REQUIRED_CLAIMS`, the list every verification requires."""
+    issued = int(issued_at.timestamp())
+    claims = {"iss": settings.QMS_TOKEN_ISSUER, "aud": settings.QMS_TOKEN_AUDIENCE, "sub": str(user_id),
+              "evt": event_id, "iat": issued, "nbf": issued, "exp": issued + ttl_seconds, "jti": uuid.uuid4().hex}
+    return {name: claims[name] for name in REQUIRED_CLAIMS}  # a required claim not built here: KeyError at once
 
 
 def sign(claims: dict) -> str:

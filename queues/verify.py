@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import jwt
 
 ALGORITHM = "ES256"
+# The admission token's claims, every one required; QMS signs exactly these (queues.tokens.claims_for).
 REQUIRED_CLAIMS = ["iss", "aud", "sub", "evt", "iat", "nbf", "exp", "jti"]
 DEFAULT_CACHE_SECONDS = 300.0
 VERIFY_PATH = "/api/admissions/verify/"
