@@ -132,9 +132,17 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-WHITENOISE_USE_FINDERS = True
+WHITENOISE_USE_FINDERS = True  # serves static/ as is: the embedded run needs no collectstatic
+# collectstatic writes here (production). WhiteNoise serves STATIC_ROOT too and warns at every start when it
+# does not exist, so STATIC_ROOT names it only once collected; collectstatic finds it through STORAGES.
+_COLLECTED_STATIC = BASE_DIR / "staticfiles"
+STATIC_ROOT = _COLLECTED_STATIC if _COLLECTED_STATIC.is_dir() else None
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+                    "OPTIONS": {"location": _COLLECTED_STATIC}},
+}
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"

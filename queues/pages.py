@@ -6,15 +6,31 @@ import time
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from events.models import Event
 
 from . import admission
+from .protocol import page_protocol
+from .refusals import Refusal
 from .tokens import TokenError
+
+# What the demo desk tells a fan whose token it refuses (the codes are docs/API.md's; the fan reads words).
+TOKEN_REFUSALS = {
+    "token_missing": _("Open this page from the waiting room: it needs the admission you get there."),
+    "token_expired": _("Your admission has expired. Go back to the waiting room to queue again."),
+    "token_not_yet_valid": _("Your admission is not valid yet. Wait a moment and reload this page."),
+    "token_already_redeemed": _("This admission was already used to book. Each admission books once."),
+    "token_released": _("This admission was given back, so it no longer lets you in."),
+    "token_wrong_event": _("This admission is for another event."),
+    "token_unknown_key": _("This admission was signed by a key this site no longer trusts. Go back to the queue."),
+    "token_unknown": _("No admission was issued with this link. Go back to the waiting room."),
+}
+TOKEN_REFUSED = _("This link does not carry a valid admission. Go back to the waiting room.")
 
 
 def landing(request: HttpRequest) -> HttpResponse:
@@ -30,9 +46,12 @@ def landing(request: HttpRequest) -> HttpResponse:
 @login_required
 def waiting_room(request: HttpRequest, event_id: int) -> HttpResponse:
     """The fan's live page; the place itself comes over the socket (or the HTTP status as a fallback)."""
-    event = get_object_or_404(Event, pk=event_id)
+    event = Event.objects.filter(pk=event_id).first()
+    if event is None:
+        return render(request, "queues/event_not_found.html", status=404)
     return render(request, "queues/waiting_room.html", {
         "event": event,
+        "protocol": page_protocol(),  # close codes, message kinds, states: the script reads them from here
         "sale_open": event.sale_open(),
         "server_now_ms": int(time.time() * 1000),
         "ws_path": f"/ws/events/{event.id}/queue/",
@@ -47,13 +66,11 @@ def demo_reservation(request: HttpRequest) -> HttpResponse:
     token = (request.POST.get("token") if request.method == "POST" else request.GET.get("token")) or ""
     context: dict = {"token": token}
     if not token:
-        context["error"] = {"code": "token_missing", "detail": "Open this page from the waiting room."}
-        return render(request, "queues/demo_reservation.html", context, status=400)
+        return _refused(request, context, "token_missing")
     try:
         claims, row = admission.verify(token, redeem=request.method == "POST")
-    except TokenError as exc:
-        context["error"] = {"code": exc.code, "detail": exc.detail}
-        return render(request, "queues/demo_reservation.html", context, status=400)
+    except (TokenError, Refusal) as exc:
+        return _refused(request, context, exc.code)
     if request.method == "POST":
         admission.release(token)  # the booking is done: the slot goes to the next fan
     context.update({
@@ -64,3 +81,8 @@ def demo_reservation(request: HttpRequest) -> HttpResponse:
         "expires_at": row.expires_at,
     })
     return render(request, "queues/demo_reservation.html", context)
+
+
+def _refused(request: HttpRequest, context: dict, code: str) -> HttpResponse:
+    context["error"] = {"code": code, "message": TOKEN_REFUSALS.get(code, TOKEN_REFUSED)}
+    return render(request, "queues/demo_reservation.html", context, status=400)

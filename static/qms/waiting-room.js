@@ -2,34 +2,46 @@
  * QMS waiting room: follows the fan's place live over the WebSocket and falls back to polling
  * the HTTP status endpoint. Plain JavaScript, no dependencies, no build step.
  *
- * Protocol (queues/consumers.py, queues/notify.py): `queued` gives the place at connect;
- * each `progress` broadcast carries the serving watermark, from which the page derives
- * ahead = max(0, ahead_at_queued - (serving - served_at_queued)).
+ * Protocol (docs/API.md): the close codes, message kinds and fan states come from the server
+ * (queues/protocol.py, rendered into the page as JSON by the template), never repeated here.
+ * `queued` gives the place at connect; in `fifo` order each `progress` broadcast carries the
+ * serving watermark, from which the page derives ahead = max(0, ahead_at_queued - (serving -
+ * served_at_queued)). In `random` order there is no place to derive: the page shows the server's
+ * numbers (who is waiting, its expected wait) and no place number.
+ *
+ * Liveness: a progress broadcast arrives every tick, and the page pings on a timer; when no frame
+ * answers a ping within its deadline, or the browser says it is offline, the connection is shown
+ * as stale or offline (never "Live") and the page reconnects when it can.
  *
  * Language: strings go through Django's JavaScript catalog (`/jsi18n/`, loaded first: gettext,
  * ngettext, interpolate); numbers, times and durations through Intl with the page's `lang`.
  *
  * Proof of work (queues/challenge.py): a fan without a place at an event that asks for it is
- * refused by the socket with close 4428 and a challenge; the page finds a solution with
+ * refused by the socket with close POW_REQUIRED and a challenge; the page finds a solution with
  * WebCrypto SHA-256 in batches (yielding between them), joins over HTTP with it, then reconnects.
+ * One solve at a time: reconnect triggers (online, visibility) wait for it.
  */
-(function () {
+(() => {
   "use strict";
 
-  var root = document.getElementById("waiting-room");
-  if (!root) { return; }
+  const root = document.getElementById("waiting-room");
+  const protocolScript = document.getElementById("qms-protocol");
+  if (!root || !protocolScript) { return; }
 
-  var CLOSE = { ADMITTED: 4000, LEFT: 4001, SUPERSEDED: 4002, RESET: 4003, UNAUTHENTICATED: 4401,
-    ORIGIN: 4403, UNKNOWN_EVENT: 4404, DRAINING: 4409, POW_REQUIRED: 4428 };
-  var TERMINAL = { admitted: true, superseded: true, reset: true, left: true, closed: true, notopen: true, error: true };
-  var POW_BATCH = 512, POW_MAX_ROUNDS = 3;
-  var PING_MS = 25000, POLL_MS = 5000, MAX_BACKOFF_MS = 30000, REDIRECT_DELAY_MS = 1200, ANNOUNCE_EVERY_MS = 20000;
+  const PROTOCOL = JSON.parse(protocolScript.textContent);
+  const CLOSE = PROTOCOL.close, MSG = PROTOCOL.messages, STATE = PROTOCOL.states;
+  // The page's own views (data-view); the fan's queue states above are only some of them.
+  const TERMINAL = new Set(["admitted", "superseded", "reset", "left", "closed", "notopen", "error"]);
+  const POW_BATCH = 512, POW_MAX_ROUNDS = 3;
+  const PING_MS = 10000; // a ping this often; progress frames usually arrive every tick anyway
+  const PONG_DEADLINE_MS = 5000; // no frame this long after a ping: the connection is stale
+  const POLL_MS = 5000, MAX_BACKOFF_MS = 30000, REDIRECT_DELAY_MS = 1200, ANNOUNCE_EVERY_MS = 20000;
+  const LEFT_KEY = `qms:${root.dataset.eventId}:left`; // sessionStorage: this tab left the queue
 
-  var cfg = {
+  const cfg = {
     eventId: root.dataset.eventId,
     wsPath: root.dataset.wsPath,
     statusUrl: root.dataset.statusUrl,
-    loginUrl: root.dataset.loginUrl,
     csrf: root.dataset.csrf,
     saleStartsAt: Date.parse(root.dataset.saleStartsAt),
     prequeueOpensAt: root.dataset.prequeueOpensAt ? Date.parse(root.dataset.prequeueOpensAt) : null
@@ -37,57 +49,73 @@
 
   // --- language -----------------------------------------------------------------------
 
-  var lang = document.documentElement.lang || "en";
-  var _ = typeof window.gettext === "function" ? window.gettext : function (s) { return s; };
-  var ngettext = typeof window.ngettext === "function" ? window.ngettext
-    : function (one, many, n) { return n === 1 ? one : many; };
+  const lang = document.documentElement.lang || "en";
+  const _ = typeof window.gettext === "function" ? window.gettext : (s) => s;
+  const ngettext = typeof window.ngettext === "function" ? window.ngettext : (one, many, n) => (n === 1 ? one : many);
   function fmt(text, values) {
     if (typeof window.interpolate === "function") { return window.interpolate(text, values, !Array.isArray(values)); }
-    return text.replace(/%\((\w+)\)s/g, function (m, k) { return values[k]; });
+    return text.replace(/%\((\w+)\)s/g, (m, k) => values[k]);
   }
-  var numberFormat = new Intl.NumberFormat(lang);
-  var timeFormat = new Intl.DateTimeFormat(lang, { hour: "numeric", minute: "2-digit", second: "2-digit" });
-  var dateTimeFormat = new Intl.DateTimeFormat(lang, { dateStyle: "full", timeStyle: "short" });
-  var relative = new Intl.RelativeTimeFormat(lang, { numeric: "auto" });
-  function num(n) { return numberFormat.format(n); }
-  function unit(n, name) {
-    return new Intl.NumberFormat(lang, { style: "unit", unit: name, unitDisplay: "long" }).format(n);
-  }
+  const numberFormat = new Intl.NumberFormat(lang);
+  const timeFormat = new Intl.DateTimeFormat(lang, { hour: "numeric", minute: "2-digit", second: "2-digit" });
+  const dateTimeFormat = new Intl.DateTimeFormat(lang, { dateStyle: "full", timeStyle: "short" });
+  const relative = new Intl.RelativeTimeFormat(lang, { numeric: "auto" });
+  const num = (n) => numberFormat.format(n);
+  const unit = (n, name) => new Intl.NumberFormat(lang, { style: "unit", unit: name, unitDisplay: "long" }).format(n);
 
-  var clockOffset = Number(root.dataset.serverNow) - Date.now(); // server clock minus ours
-  var lastRefusal = null; // the code of the error frame that came before a refusing close
-  var S = {
+  let clockOffset = Number(root.dataset.serverNow) - Date.now(); // server clock minus ours
+  let lastRefusal = null; // the code of the error frame that came before a refusing close
+  const S = {
     phase: "connecting", ticket: null, aheadAtQueued: null, servedAtQueued: 0, serving: 0, waiting: null,
-    rate: null, etaAtQueued: null, paused: false, positionAtJoin: null, updatedAt: null, redirectUrl: null
+    rate: null, etaAtQueued: null, paused: false, pausedReason: null, positionAtJoin: null,
+    random: root.dataset.queueingMethod === "random", // until a progress says otherwise (the operator may change it)
+    updatedAt: null, redirectUrl: null, saleOpen: false
   };
-  var ws = null, attempts = 0, timers = { reconnect: null, poll: null, ping: null, countdown: null, opening: null };
-  var pendingChallenge = null, powRounds = 0;
-  var polling = false, lastAnnounced = { text: "", at: 0, position: null };
+  let ws = null, attempts = 0, lastFrameAt = 0;
+  const timers = { reconnect: null, poll: null, ping: null, pong: null, countdown: null, opening: null };
+  let pendingChallenge = null, powRounds = 0, solving = null; // `solving`: the one solve in progress
+  let polling = false;
+  const lastAnnounced = { text: "", at: 0, position: null };
 
-  function $(id) { return document.getElementById(id); }
-  function setText(id, text) { var el = $(id); if (el && el.textContent !== String(text)) { el.textContent = text; } }
-  function serverNow() { return Date.now() + clockOffset; }
+  const $ = (id) => document.getElementById(id);
+  function setText(id, text) { const el = $(id); if (el && el.textContent !== String(text)) { el.textContent = text; } }
+  const serverNow = () => Date.now() + clockOffset;
   function clear(name) { if (timers[name]) { clearTimeout(timers[name]); timers[name] = null; } }
-  function jitter(ms) { return ms / 2 + Math.random() * ms / 2; }
+  const jitter = (ms) => ms / 2 + Math.random() * ms / 2;
+  const offline = () => navigator.onLine === false;
+
+  function remember(key, value) {
+    try {
+      if (value === null) { window.sessionStorage.removeItem(key); } else { window.sessionStorage.setItem(key, value); }
+    } catch (e) { /* storage disabled: this page only */ }
+  }
+  function recall(key) {
+    try { return window.sessionStorage.getItem(key); } catch (e) { return null; }
+  }
 
   // --- derived numbers ---------------------------------------------------------------
 
   function ahead() {
-    if (S.aheadAtQueued === null) { return null; }
+    if (S.aheadAtQueued === null || S.random) { return null; } // a random draw has no place to count down
     return Math.max(0, S.aheadAtQueued - (S.serving - S.servedAtQueued));
   }
 
   function etaSeconds() {
-    var a = ahead();
+    if (S.random) {
+      // The server's expected wait for a draw among everyone waiting (docs/API.md): waiting / rate.
+      if (S.rate && S.rate > 0 && S.waiting) { return S.waiting / (S.rate / 60); }
+      return S.etaAtQueued;
+    }
+    const a = ahead();
     if (a === null) { return null; }
     if (S.rate && S.rate > 0) { return (a + 1) / (S.rate / 60); }
     return S.etaAtQueued;
   }
 
   function duration(seconds) {
-    var minutes = Math.round(seconds / 60);
+    const minutes = Math.round(seconds / 60);
     if (minutes < 60) { return unit(minutes, "minute"); }
-    var hours = Math.floor(minutes / 60), rest = minutes % 60;
+    const hours = Math.floor(minutes / 60), rest = minutes % 60;
     return unit(hours, "hour") + (rest ? " " + unit(rest, "minute") : "");
   }
 
@@ -99,15 +127,15 @@
 
   function countdownText(ms) {
     if (ms <= 0) { return _("Opening now…"); }
-    var total = Math.ceil(ms / 1000), days = Math.floor(total / 86400);
-    var h = Math.floor((total % 86400) / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
-    var two = function (n) { return (n < 10 ? "0" : "") + n; };
-    var clock = (h || days ? two(h) + ":" : "") + two(m) + ":" + two(s);
+    const total = Math.ceil(ms / 1000), days = Math.floor(total / 86400);
+    const h = Math.floor((total % 86400) / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
+    const two = (n) => (n < 10 ? "0" : "") + n;
+    const clock = (h || days ? two(h) + ":" : "") + two(m) + ":" + two(s);
     return (days ? fmt(ngettext("%(days)s day", "%(days)s days", days), { days: num(days) }) + " " : "") + clock;
   }
 
   function countdownWords(ms) {
-    var total = Math.max(0, Math.ceil(ms / 1000));
+    const total = Math.max(0, Math.ceil(ms / 1000));
     if (total < 60) { return relative.format(total, "second"); }
     if (total < 3600) { return relative.format(Math.round(total / 60), "minute"); }
     if (total < 86400) { return relative.format(Math.round(total / 3600), "hour"); }
@@ -115,9 +143,9 @@
   }
 
   function rememberJoinPosition(position) {
-    var key = "qms:" + cfg.eventId + ":" + S.ticket + ":joined-at";
+    const key = `qms:${cfg.eventId}:${S.ticket}:joined-at`;
     try {
-      var stored = Number(window.localStorage.getItem(key));
+      const stored = Number(window.localStorage.getItem(key));
       if (stored >= position) { S.positionAtJoin = stored; return; }
       window.localStorage.setItem(key, String(position));
     } catch (e) { /* storage disabled: keep it for this page only */ }
@@ -127,74 +155,111 @@
   // --- rendering ---------------------------------------------------------------------
 
   function announce(text, force) {
-    var now = Date.now();
+    const now = Date.now();
     if (!force && (text === lastAnnounced.text || now - lastAnnounced.at < ANNOUNCE_EVERY_MS)) { return; }
     lastAnnounced.text = text; lastAnnounced.at = now;
     setText("wr-announcer", text);
   }
 
   function setPhase(phase) {
-    var changed = S.phase !== phase;
+    const changed = S.phase !== phase;
     S.phase = phase;
     if (!changed) { return; }
-    var views = root.querySelectorAll("[data-view]");
-    for (var i = 0; i < views.length; i++) { views[i].hidden = views[i].dataset.view !== phase; }
-    if (TERMINAL[phase] || phase === "prequeue") {
-      var title = root.querySelector('[data-view="' + phase + '"] .view__title');
-      if (title && TERMINAL[phase]) { title.focus({ preventScroll: true }); }
+    for (const view of root.querySelectorAll("[data-view]")) { view.hidden = view.dataset.view !== phase; }
+    if (TERMINAL.has(phase)) {
+      const title = root.querySelector(`[data-view="${phase}"] .view__title`);
+      if (title) { title.focus({ preventScroll: true }); }
     }
   }
 
+  // The indicator speaks of the link, the pill of the fan's place: they never say the same word.
+  const CONNECTION = {
+    connecting: () => (attempts ? _("Reconnecting") : _("Connecting")),
+    live: () => _("Live"),
+    stale: () => _("No updates — reconnecting"),
+    offline: () => _("Offline — waiting for the network"),
+    polling: () => _("Live updates interrupted — checking every few seconds"),
+    checking: () => _("Connects after the check"),
+    done: () => ""
+  };
+
   function setConnection(kind, text) {
-    var el = $("wr-connection");
+    const el = $("wr-connection");
     el.dataset.connection = kind;
-    setText("wr-connection-text", text);
+    el.hidden = kind === "done"; // nothing is followed any more: the pill says where the fan stands
+    setText("wr-connection-text", text === undefined ? CONNECTION[kind]() : text);
   }
 
-  var PILL = { connecting: _("Connecting…"), checking: _("Checking…"), prequeue: _("Pre-queue"),
+  const PILL = {
+    connecting: _("Finding your place"), checking: _("Browser check"), prequeue: _("Pre-queue"),
     opening: _("Sale open"), waiting: _("In line"), paused: _("Paused"), admitted: _("Your turn"),
     superseded: _("Open elsewhere"), reset: _("Queue reset"), left: _("Left"), closed: _("Closed"),
-    notopen: _("Not open yet"),
-    error: _("Problem") };
+    notopen: _("Not open yet"), error: _("Problem")
+  };
 
   function render() {
-    var shown = S.phase === "waiting" && S.paused ? "paused" : S.phase;
+    const shown = S.phase === "waiting" && S.paused ? "paused" : S.phase;
     root.dataset.state = shown;
-    var pill = $("wr-pill");
+    root.dataset.method = S.random ? "random" : "ordered";
+    const pill = $("wr-pill");
     pill.textContent = PILL[shown] || shown;
     pill.className = "pill pill--" + shown;
-    var busy = S.paused && S.pausedReason === "site_busy"; // the health gate, not the organiser
-    var notes = root.querySelectorAll("[data-paused-note]");
-    for (var i = 0; i < notes.length; i++) { notes[i].hidden = !S.paused || busy; }
-    var busyNotes = root.querySelectorAll("[data-busy-note]");
-    for (var j = 0; j < busyNotes.length; j++) { busyNotes[j].hidden = !busy; }
+    const busy = S.paused && S.pausedReason === "site_busy"; // the health gate, not the organiser
+    for (const note of root.querySelectorAll("[data-paused-note]")) { note.hidden = !S.paused || busy; }
+    for (const note of root.querySelectorAll("[data-busy-note]")) { note.hidden = !busy; }
+    for (const el of root.querySelectorAll("[data-ordered-only]")) { el.hidden = S.random; }
+    for (const el of root.querySelectorAll("[data-random-only]")) { el.hidden = !S.random; }
+    renderSaleLine();
 
     if (S.phase === "prequeue") { renderCountdown(); }
     if (S.phase === "waiting") { renderPlace(); }
     if (S.updatedAt) {
-      var stamp = $("wr-updated");
+      const stamp = $("wr-updated");
       stamp.textContent = timeFormat.format(S.updatedAt);
       stamp.setAttribute("datetime", S.updatedAt.toISOString());
     }
   }
 
+  // The head says "Sale opens" until the opening, then "Sale opened", without a reload.
+  function renderSaleLine() {
+    const open = S.saleOpen || (isFinite(cfg.saleStartsAt) && serverNow() >= cfg.saleStartsAt);
+    setText("wr-sale-label", open ? _("Sale opened") : _("Sale opens"));
+    const saleTime = $("wr-sale-time"); // the server wrote UTC; the fan reads it in their own zone and language
+    if (saleTime && isFinite(cfg.saleStartsAt)) {
+      setText("wr-sale-time", dateTimeFormat.format(new Date(cfg.saleStartsAt)));
+      saleTime.setAttribute("datetime", new Date(cfg.saleStartsAt).toISOString());
+    }
+    clear("countdown");
+    if (!open && !TERMINAL.has(S.phase)) {
+      // Wake at the next whole second (the pre-queue countdown) or at the opening, whichever is first.
+      const toOpening = cfg.saleStartsAt - serverNow() + 20;
+      const next = S.phase === "prequeue" ? Math.min(1000 - (serverNow() % 1000) + 20, toOpening) : toOpening;
+      timers.countdown = setTimeout(render, Math.max(20, Math.min(next, 2 ** 31 - 1)));
+    }
+  }
+
   function renderPlace() {
-    var a = ahead();
-    if (a === null) { return; }
-    var position = a + 1;
-    setText("wr-position", num(position));
-    setText("wr-ahead", a === 0 ? _("Nobody — you are next") : num(a));
     setText("wr-waiting", S.waiting === null ? "–" : num(S.waiting));
     setText("wr-eta", S.paused ? _("Paused — waiting for admission to resume") : etaWords(etaSeconds()));
-    var start = S.positionAtJoin || position;
-    var percent = start <= 1 ? 100 : Math.round(100 * (start - position) / (start - 1));
+    if (S.random) {
+      announce(S.paused ? _("Admission is paused. You keep your chance in the draw.")
+        : fmt(_("Fans are let in by random draw. %(eta)s."), { eta: etaWords(etaSeconds()) }));
+      return;
+    }
+    const a = ahead();
+    if (a === null) { return; }
+    const position = a + 1;
+    setText("wr-position", num(position));
+    setText("wr-ahead", a === 0 ? _("Nobody — you are next") : num(a));
+    const start = S.positionAtJoin || position;
+    let percent = start <= 1 ? 100 : Math.round(100 * (start - position) / (start - 1));
     percent = Math.max(0, Math.min(100, percent));
     $("wr-progress-bar").style.width = Math.max(percent, 2) + "%";
-    var bar = $("wr-progress");
+    const bar = $("wr-progress");
     bar.setAttribute("aria-valuenow", String(percent));
     bar.setAttribute("aria-valuetext", fmt(_("%(percent)s of the way to the front, from place %(start)s"), {
       percent: new Intl.NumberFormat(lang, { style: "percent" }).format(percent / 100), start: num(start) }));
-    var sentence = S.paused
+    const sentence = S.paused
       ? fmt(_("Admission is paused. You keep your place: number %(position)s in line."), { position: num(position) })
       : fmt(_("You are number %(position)s in line. %(eta)s."), { position: num(position), eta: etaWords(etaSeconds()) });
     announce(sentence, position !== lastAnnounced.position && position <= 3);
@@ -202,31 +267,35 @@
   }
 
   function renderCountdown() {
-    var remaining = cfg.saleStartsAt - serverNow();
-    setText("wr-countdown", countdownText(remaining));
-    clear("countdown");
-    if (S.phase === "prequeue") { timers.countdown = setTimeout(render, 1000 - (serverNow() % 1000) + 20); }
+    setText("wr-countdown", countdownText(cfg.saleStartsAt - serverNow()));
   }
 
   // --- state changes -----------------------------------------------------------------
 
-  function placeFrom(aheadNow, served, eta, waiting, paused) {
-    S.aheadAtQueued = aheadNow;
-    S.servedAtQueued = served;
-    S.serving = served;
-    S.etaAtQueued = eta;
-    S.waiting = waiting;
-    S.paused = !!paused;
+  function placeFrom(place) {
+    S.aheadAtQueued = place.ahead;
+    S.servedAtQueued = place.served;
+    S.serving = place.served;
+    S.etaAtQueued = place.eta_seconds;
+    S.waiting = place.waiting;
+    setPaused(place.paused);
     S.updatedAt = new Date();
-    rememberJoinPosition(aheadNow + 1);
+    S.saleOpen = true;
+    if (!S.random) { rememberJoinPosition(place.ahead + 1); }
     setPhase("waiting");
     announce(S.paused ? _("You are in line. Admission is paused for now.") : _("You are in line."), true);
     render();
   }
 
-  function enterPrequeue(waiting, paused, saleStartsAt) {
-    if (saleStartsAt) { cfg.saleStartsAt = Date.parse(saleStartsAt); }
-    S.waiting = waiting; S.paused = !!paused; S.updatedAt = new Date();
+  // `paused` alone says nothing about why: an organiser's pause unless a progress says otherwise.
+  function setPaused(paused, reason) {
+    S.paused = !!paused;
+    S.pausedReason = S.paused ? (reason !== undefined ? reason : S.pausedReason || "operator") : null;
+  }
+
+  function enterPrequeue(place) {
+    if (place.sale_starts_at) { cfg.saleStartsAt = Date.parse(place.sale_starts_at); }
+    S.waiting = place.waiting; setPaused(place.paused); S.updatedAt = new Date();
     if (S.phase !== "prequeue") {
       setPhase("prequeue");
       announce(fmt(_("You are in the pre-queue. The sale opens %(when)s; order is drawn at random at the opening."),
@@ -235,107 +304,129 @@
     render();
   }
 
+  // The reservation URL may be absolute (another service) or relative to this site (the demo desk).
+  function safeRedirect(url) {
+    if (!url) { return null; }
+    try {
+      const target = new URL(url, window.location.href);
+      return target.protocol === "https:" || target.protocol === "http:" ? target.href : null;
+    } catch (e) { return null; }
+  }
+
   function admitted(redirectUrl, expiresAt) {
     stopEverything();
     if (S.phase === "admitted") { return; }
-    var safe = /^https?:\/\//i.test(redirectUrl || "") ? redirectUrl : null;
-    var link = $("wr-continue");
-    if (safe) { link.href = safe; }
+    const safe = safeRedirect(redirectUrl);
+    if (safe) { $("wr-continue").href = safe; }
     if (expiresAt) {
-      var expires = new Date(expiresAt), el = $("wr-expires");
+      const expires = new Date(expiresAt), el = $("wr-expires");
       el.textContent = timeFormat.format(expires);
       el.setAttribute("datetime", expires.toISOString());
     }
     S.redirectUrl = safe;
     setPhase("admitted");
-    setConnection("done", _("Admitted"));
+    setConnection("done");
     announce(_("It is your turn. Taking you to booking."), true);
     render();
-    if (safe) { setTimeout(function () { window.location.assign(safe); }, REDIRECT_DELAY_MS); }
+    if (safe) { setTimeout(() => window.location.assign(safe), REDIRECT_DELAY_MS); }
   }
 
-  function finish(phase, connectionText, sentence) {
+  function finish(phase, sentence) {
     stopEverything();
     setPhase(phase);
-    setConnection("done", connectionText);
+    setConnection("done");
     announce(sentence, true);
     render();
   }
 
-  // A join refused with 409 / close 4409: draining, or the pre-queue window has not opened yet.
+  function hasLeft() {
+    remember(LEFT_KEY, "1"); // a reload shows "you left" instead of joining again at the back
+    finish("left", _("You left the queue."));
+  }
+
+  // A join refused with QUEUE_CLOSED: draining, or the pre-queue window has not opened yet.
   function refused(code) {
     if (code === "queue_not_open" && cfg.prequeueOpensAt) {
-      var opensAt = new Date(cfg.prequeueOpensAt);
+      const opensAt = new Date(cfg.prequeueOpensAt);
       setText("wr-opens-at", dateTimeFormat.format(opensAt));
-      finish("notopen", _("Not open yet"), fmt(_("The queue opens at %(time)s."), { time: dateTimeFormat.format(opensAt) }));
-      var wait = cfg.prequeueOpensAt - (Date.now() + clockOffset);
-      setTimeout(function () { window.location.reload(); }, Math.max(1000, wait) + Math.random() * 3000);
+      finish("notopen", fmt(_("The queue opens at %(time)s."), { time: dateTimeFormat.format(opensAt) }));
+      const wait = cfg.prequeueOpensAt - serverNow();
+      setTimeout(() => window.location.reload(), Math.max(1000, wait) + Math.random() * 3000);
       return;
     }
-    finish("closed", _("Closed"), _("This queue is closed to new fans."));
+    finish("closed", _("This queue is closed to new fans."));
   }
 
   function fail(detail, needsLogin) {
     setText("wr-error-detail", detail);
     $("wr-login").hidden = !needsLogin;
     $("wr-retry").hidden = !!needsLogin;
-    finish("error", _("Disconnected"), detail);
+    finish("error", detail);
+  }
+
+  function dropSocket() {
+    clear("ping"); clear("pong");
+    if (!ws) { return; }
+    const old = ws;
+    ws = null;
+    old.onopen = old.onmessage = old.onclose = null; // whatever it says later is not this page's business
+    try { old.close(1000); } catch (e) { /* already closed */ }
   }
 
   function stopEverything() {
-    clear("reconnect"); clear("poll"); clear("ping"); clear("opening");
+    clear("reconnect"); clear("poll"); clear("opening");
     polling = false;
-    if (ws) { var old = ws; ws = null; try { old.close(1000); } catch (e) { /* already closed */ } }
+    dropSocket();
   }
 
   // --- messages ----------------------------------------------------------------------
 
   function handle(msg) {
     switch (msg.type) {
-      case "queued":
+      case MSG.QUEUED:
         attempts = 0;
         stopPolling();
         S.ticket = msg.ticket;
-        if (msg.state === "prequeue") { enterPrequeue(msg.waiting, msg.paused, msg.sale_starts_at); }
-        else { placeFrom(msg.ahead, msg.served, msg.eta_seconds, msg.waiting, msg.paused); }
+        if (msg.state === STATE.PREQUEUE) { enterPrequeue(msg); } else { placeFrom(msg); }
         break;
-      case "progress":
+      case MSG.PROGRESS:
         if (typeof msg.at === "number") { clockOffset = msg.at * 1000 - Date.now(); }
         S.waiting = msg.waiting;
-        S.paused = !!msg.paused;
-        S.pausedReason = msg.paused_reason || null;
+        setPaused(msg.paused, msg.paused_reason || null);
         S.rate = msg.rate_per_minute;
+        S.random = msg.queueing_method === "random";
         S.serving = Math.max(S.serving, msg.serving);
         S.updatedAt = new Date();
+        if (msg.sale_open) { S.saleOpen = true; }
         if (S.phase === "prequeue" && msg.sale_open) { learnPlaceAfterOpening(); }
         render();
         break;
-      case "admitted":
+      case MSG.ADMITTED:
         admitted(msg.redirect_url, msg.expires_at);
         break;
-      case "paused":
-      case "resumed":
-        S.paused = msg.type === "paused";
+      case MSG.PAUSED:
+      case MSG.RESUMED:
+        setPaused(msg.type === MSG.PAUSED, msg.type === MSG.PAUSED ? "operator" : null);
         S.updatedAt = new Date();
         announce(S.paused ? _("Admission is paused. You keep your place.")
           : _("Admission resumed. Your place is moving again."), true);
         render();
         break;
-      case "superseded":
-        finish("superseded", _("Open elsewhere"), _("This queue is open on another device. Your place is kept."));
+      case MSG.SUPERSEDED:
+        finish("superseded", _("This queue is open on another device. Your place is kept."));
         break;
-      case "reset":
-        finish("reset", _("Disconnected"), _("The organiser reset the queue. You can join again."));
+      case MSG.RESET:
+        finish("reset", _("The organiser reset the queue. You can join again."));
         break;
-      case "left":
-        finish("left", _("Disconnected"), _("You left the queue."));
+      case MSG.LEFT:
+        hasLeft();
         break;
-      case "error":
-        if (msg.challenge) { pendingChallenge = msg.challenge; } // close 4428 follows: solve it
+      case MSG.ERROR:
+        if (msg.challenge) { pendingChallenge = msg.challenge; } // close POW_REQUIRED follows: solve it
         lastRefusal = msg.code;
         break;
       default:
-        break; // pong, other error frames (a close with its code follows a refusal)
+        break; // pong (its arrival is what counts), other error frames
     }
   }
 
@@ -343,22 +434,27 @@
     if (timers.opening) { return; }
     setPhase("opening");
     // Everyone in the pre-queue asks at once: spread the requests over a second and a half.
-    timers.opening = setTimeout(function () {
-      fetchStatus().then(function () { timers.opening = null; }, function () {
+    timers.opening = setTimeout(async () => {
+      try {
+        await fetchStatus();
+      } catch (e) {
+        if (ws) { dropSocket(); scheduleReconnect(); } // fall back to a fresh connection's `queued`
+      } finally {
         timers.opening = null;
-        if (ws) { ws.close(); } // fall back to a fresh connection's `queued`
-      });
+      }
     }, Math.random() * 1500);
   }
 
   // --- the socket --------------------------------------------------------------------
 
   function connect() {
+    if (solving) { return; } // the solve reconnects when it is done
     stopEverything();
-    if (TERMINAL[S.phase]) { setPhase("connecting"); render(); }
-    setConnection("connecting", attempts ? _("Reconnecting") : _("Connecting"));
-    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    var sock;
+    if (TERMINAL.has(S.phase)) { setPhase("connecting"); render(); }
+    if (offline()) { setConnection("offline"); return; } // the `online` event reconnects
+    setConnection("connecting");
+    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    let sock;
     try {
       sock = new WebSocket(scheme + window.location.host + cfg.wsPath);
     } catch (e) {
@@ -366,38 +462,54 @@
       return;
     }
     ws = sock;
-    sock.onopen = function () {
-      if (sock !== ws) { return; }
-      setConnection("live", _("Live"));
-      timers.ping = setInterval(function () {
-        if (sock.readyState === WebSocket.OPEN) { sock.send(JSON.stringify({ type: "ping" })); }
-      }, PING_MS);
+    sock.onopen = () => {
+      lastFrameAt = Date.now();
+      setConnection("live");
+      heartbeat(sock);
     };
-    sock.onmessage = function (event) {
-      if (sock !== ws) { return; }
-      var msg;
+    sock.onmessage = (event) => {
+      lastFrameAt = Date.now();
+      if ($("wr-connection").dataset.connection !== "live" && ws === sock) { setConnection("live"); }
+      let msg;
       try { msg = JSON.parse(event.data); } catch (e) { return; }
       handle(msg);
     };
-    sock.onclose = function (event) {
-      if (sock !== ws) { return; }
+    sock.onclose = (event) => {
       ws = null;
-      clearInterval(timers.ping); timers.ping = null;
+      clear("ping"); clear("pong");
       onClose(event.code);
     };
   }
 
+  // Ping, and give the answer (or any frame) a deadline: a socket can look open long after the
+  // network under it is gone, and the page must not claim to be live then.
+  function heartbeat(sock) {
+    clear("ping");
+    timers.ping = setTimeout(() => {
+      if (sock !== ws) { return; }
+      const sentAt = Date.now();
+      try { sock.send(JSON.stringify({ type: "ping" })); } catch (e) { /* the deadline decides */ }
+      clear("pong");
+      timers.pong = setTimeout(() => {
+        if (sock !== ws) { return; }
+        if (lastFrameAt >= sentAt) { heartbeat(sock); return; }
+        dropSocket();
+        setConnection("stale");
+        scheduleReconnect();
+      }, PONG_DEADLINE_MS);
+    }, PING_MS);
+  }
+
   function onClose(code) {
-    if (TERMINAL[S.phase]) { return; }
+    if (TERMINAL.has(S.phase)) { return; }
     switch (code) {
       case CLOSE.ADMITTED: fetchStatus().catch(scheduleReconnect); return; // the admitted frame was lost
-      case CLOSE.LEFT: finish("left", _("Disconnected"), _("You left the queue.")); return;
-      case CLOSE.SUPERSEDED:
-        finish("superseded", _("Open elsewhere"), _("This queue is open on another device. Your place is kept.")); return;
-      case CLOSE.RESET: finish("reset", _("Disconnected"), _("The organiser reset the queue. You can join again.")); return;
-      case CLOSE.DRAINING: refused(lastRefusal); return;
-      case CLOSE.UNAUTHENTICATED: fail(_("Your session has ended. Log in again to get back to your place."), true); return;
-      case CLOSE.ORIGIN: fail(_("This address may not open the queue. Open the waiting room from the event's site."));
+      case CLOSE.LEFT: hasLeft(); return;
+      case CLOSE.SUPERSEDED: finish("superseded", _("This queue is open on another device. Your place is kept.")); return;
+      case CLOSE.RESET: finish("reset", _("The organiser reset the queue. You can join again.")); return;
+      case CLOSE.QUEUE_CLOSED: refused(lastRefusal); return;
+      case CLOSE.NOT_AUTHENTICATED: fail(_("Your session has ended. Log in again to get back to your place."), true); return;
+      case CLOSE.ORIGIN_REFUSED: fail(_("This address may not open the queue. Open the waiting room from the event's site."));
         return;
       case CLOSE.UNKNOWN_EVENT: fail(_("This event does not exist (any more).")); return;
       case CLOSE.POW_REQUIRED: proveAndJoin(pendingChallenge); return;
@@ -406,72 +518,76 @@
   }
 
   function scheduleReconnect() {
-    if (TERMINAL[S.phase] || timers.reconnect) { return; }
+    if (TERMINAL.has(S.phase) || timers.reconnect || solving) { return; }
+    if (offline()) { setConnection("offline"); return; } // the `online` event reconnects
     attempts += 1;
-    var delay = jitter(Math.min(MAX_BACKOFF_MS, 1000 * Math.pow(2, attempts - 1)));
-    setConnection("reconnecting", fmt(_("Reconnecting %(when)s"),
-      { when: relative.format(Math.max(1, Math.round(delay / 1000)), "second") }));
-    timers.reconnect = setTimeout(function () { timers.reconnect = null; connect(); }, delay);
+    const delay = jitter(Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (attempts - 1)));
+    if ($("wr-connection").dataset.connection !== "stale") {
+      setConnection("reconnecting", fmt(_("Reconnecting %(when)s"),
+        { when: relative.format(Math.max(1, Math.round(delay / 1000)), "second") }));
+    }
+    timers.reconnect = setTimeout(() => { timers.reconnect = null; connect(); }, delay);
     if (attempts >= 3) { startPolling(); }
   }
 
   function reconnectNow() {
-    if (TERMINAL[S.phase] || (ws && ws.readyState <= WebSocket.OPEN)) { return; }
+    if (TERMINAL.has(S.phase) || solving || (ws && ws.readyState <= WebSocket.OPEN)) { return; }
     attempts = 0;
     connect();
   }
 
+  function wentOffline() {
+    if (TERMINAL.has(S.phase) || solving) { return; }
+    stopEverything();
+    setConnection("offline");
+  }
+
   // --- the HTTP fallback -------------------------------------------------------------
 
-  function request(method, body) {
-    var headers = { "Accept": "application/json", "X-CSRFToken": cfg.csrf };
+  async function request(method, body) {
+    const headers = { "Accept": "application/json", "X-CSRFToken": cfg.csrf };
     if (body) { headers["Content-Type"] = "application/json"; }
-    return window.fetch(cfg.statusUrl, {
-      method: method, credentials: "same-origin", cache: "no-store", headers: headers,
+    const response = await window.fetch(cfg.statusUrl, {
+      method, credentials: "same-origin", cache: "no-store", headers,
       body: body ? JSON.stringify(body) : undefined
-    }).then(function (response) {
-      return response.json().catch(function () { return {}; }).then(function (body) {
-        return { status: response.status, body: body };
-      });
     });
+    let data = {};
+    try { data = await response.json(); } catch (e) { /* 204, or not JSON */ }
+    return { status: response.status, body: data };
   }
 
   function applyStatus(body) {
-    if (body.state === "admitted" && body.admission) {
+    if (body.state === STATE.ADMITTED && body.admission) {
       admitted(body.admission.redirect_url, body.admission.expires_at);
-    } else if (body.state === "prequeue") {
+    } else if (body.state === STATE.PREQUEUE) {
       S.ticket = body.ticket;
-      enterPrequeue(body.waiting, body.paused, body.sale_starts_at);
-    } else if (body.state === "waiting") {
+      enterPrequeue(body);
+    } else if (body.state === STATE.WAITING) {
       S.ticket = body.ticket;
-      placeFrom(body.ahead, body.served, body.eta_seconds, body.waiting, body.paused);
+      placeFrom(body);
     }
   }
 
-  function fetchStatus() {
-    return request("GET").then(function (result) {
-      if (result.status === 404 && result.body.code === "not_in_queue") { return request("POST"); }
-      return result;
-    }).then(function (result) {
-      if (result.status === 200 || result.status === 201) { applyStatus(result.body); return; }
-      if (result.status === 428 && result.body.challenge) { stopPolling(); proveAndJoin(result.body.challenge); return; }
-      if (result.status === 401 || result.status === 403) {
-        fail(_("Your session has ended. Log in again to get back to your place."), true); return;
-      }
-      if (result.status === 409) { refused(result.body.code); return; }
-      throw new Error("status " + result.status);
-    });
+  async function fetchStatus() {
+    let result = await request("GET");
+    if (result.status === 404 && result.body.code === "not_in_queue") { result = await request("POST"); }
+    if (result.status === 200 || result.status === 201) { applyStatus(result.body); return; }
+    if (result.status === 428 && result.body.challenge) { stopPolling(); proveAndJoin(result.body.challenge); return; }
+    if (result.status === 401 || result.status === 403) {
+      fail(_("Your session has ended. Log in again to get back to your place."), true); return;
+    }
+    if (result.status === 409) { refused(result.body.code); return; }
+    throw new Error("status " + result.status);
   }
 
   function startPolling() {
     if (polling) { return; }
     polling = true;
-    var poll = function () {
-      if (!polling || TERMINAL[S.phase]) { return; }
-      setConnection("polling", _("Live updates interrupted — checking every few seconds"));
-      fetchStatus().catch(function () { /* try again next round */ }).then(function () {
-        if (polling && !TERMINAL[S.phase]) { timers.poll = setTimeout(poll, jitter(POLL_MS * 2)); }
-      });
+    const poll = async () => {
+      if (!polling || TERMINAL.has(S.phase)) { return; }
+      if (!offline()) { setConnection("polling"); }
+      try { await fetchStatus(); } catch (e) { /* try again next round */ }
+      if (polling && !TERMINAL.has(S.phase)) { timers.poll = setTimeout(poll, jitter(POLL_MS * 2)); }
     };
     poll();
   }
@@ -481,84 +597,116 @@
   // --- proof of work -----------------------------------------------------------------
 
   function leadingZeroBits(bytes) {
-    var bits = 0;
-    for (var i = 0; i < bytes.length; i++) {
-      if (bytes[i] === 0) { bits += 8; continue; }
-      return bits + Math.clz32(bytes[i]) - 24;
+    let bits = 0;
+    for (const byte of bytes) {
+      if (byte === 0) { bits += 8; continue; }
+      return bits + Math.clz32(byte) - 24;
     }
     return bits;
   }
 
   /** The first counter c with SHA-256(challenge + ":" + c) starting with `difficulty` zero bits. */
-  function solveChallenge(challenge, difficulty) {
-    var encoder = new TextEncoder(), prefix = challenge + ":", next = 0;
-    var digest = window.crypto && window.crypto.subtle
-      ? function (text) { return window.crypto.subtle.digest("SHA-256", encoder.encode(text)); }
-      : null;
-    if (!digest) { return Promise.reject(new Error("WebCrypto is unavailable (the page needs HTTPS)")); }
-    return new Promise(function (resolve, reject) {
-      function batch() {
-        var start = next, pending = [];
-        for (var i = 0; i < POW_BATCH; i++) { pending.push(digest(prefix + (start + i))); }
-        next += POW_BATCH;
-        Promise.all(pending).then(function (digests) {
-          for (var j = 0; j < digests.length; j++) {
-            if (leadingZeroBits(new Uint8Array(digests[j])) >= difficulty) { resolve(String(start + j)); return; }
-          }
-          setTimeout(batch, 0); // yield: the page stays responsive while it works
-        }, reject);
+  async function solveChallenge(challenge, difficulty) {
+    if (!(window.crypto && window.crypto.subtle)) { throw new Error("WebCrypto is unavailable (the page needs HTTPS)"); }
+    const encoder = new TextEncoder(), prefix = challenge + ":";
+    for (let start = 0; ; start += POW_BATCH) {
+      const pending = [];
+      for (let i = 0; i < POW_BATCH; i++) {
+        pending.push(window.crypto.subtle.digest("SHA-256", encoder.encode(prefix + (start + i))));
       }
-      batch();
-    });
+      const digests = await Promise.all(pending);
+      for (let j = 0; j < digests.length; j++) {
+        if (leadingZeroBits(new Uint8Array(digests[j])) >= difficulty) { return String(start + j); }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 0)); // yield: the page stays responsive while it works
+    }
   }
   window.qmsSolveChallenge = solveChallenge; // bench/pow_solve.py times it in Chromium
 
   function proveAndJoin(challenge) {
     pendingChallenge = null;
+    if (solving) { return solving; } // one solve at a time; it joins and reconnects when done
     if (!challenge || powRounds >= POW_MAX_ROUNDS) {
-      fail(_("We could not check your browser. Try again.")); return;
+      fail(_("We could not check your browser. Try again.")); return null;
     }
     powRounds += 1;
     stopEverything();
     setPhase("checking");
-    setConnection("connecting", _("Checking your browser…"));
+    setConnection("checking");
     announce(_("Checking your browser…"), true);
     render();
-    solveChallenge(challenge.challenge, challenge.difficulty).then(function (solution) {
-      return request("POST", { pow: { challenge: challenge.challenge, solution: solution } });
-    }).then(function (result) {
-      if (result.status === 428 && result.body.challenge) { proveAndJoin(result.body.challenge); return; }
-      if (result.status === 409) { refused(result.body.code); return; }
-      if (result.status !== 200 && result.status !== 201) { throw new Error("status " + result.status); }
-      powRounds = 0;
-      root.dataset.pow = "solved"; // for the curious (and the browser tests): this page did the work
-      applyStatus(result.body);
-      if (!TERMINAL[S.phase]) { connect(); } // the place exists now: the socket needs no solution
-    }).catch(function (error) {
+    solving = solveAndJoin(challenge);
+    return solving;
+  }
+
+  async function solveAndJoin(challenge) {
+    let result;
+    try {
+      const solution = await solveChallenge(challenge.challenge, challenge.difficulty);
+      result = await request("POST", { pow: { challenge: challenge.challenge, solution } });
+    } catch (error) {
+      solving = null;
       fail(_("We could not check your browser. Try again.") + " (" + error.message + ")");
-    });
+      return;
+    }
+    solving = null;
+    if (result.status === 428 && result.body.challenge) { proveAndJoin(result.body.challenge); return; }
+    if (result.status === 409) { refused(result.body.code); return; }
+    if (result.status !== 200 && result.status !== 201) {
+      fail(_("We could not check your browser. Try again.") + " (status " + result.status + ")"); return;
+    }
+    powRounds = 0;
+    root.dataset.pow = "solved"; // for the curious (and the browser tests): this page did the work
+    root.dataset.powSolves = String(Number(root.dataset.powSolves || 0) + 1);
+    applyStatus(result.body);
+    if (!TERMINAL.has(S.phase)) { connect(); } // the place exists now: the socket needs no solution
   }
 
   // --- controls ----------------------------------------------------------------------
 
-  $("wr-take-back").addEventListener("click", function () { attempts = 0; connect(); });
-  $("wr-retry").addEventListener("click", function () { attempts = 0; powRounds = 0; connect(); });
-  var again = root.querySelectorAll("[data-join-again]");
-  for (var i = 0; i < again.length; i++) {
-    again[i].addEventListener("click", function () { attempts = 0; powRounds = 0; connect(); });
+  function joinAgain() {
+    remember(LEFT_KEY, null);
+    attempts = 0; powRounds = 0;
+    connect();
   }
-  $("wr-leave").addEventListener("click", function () {
+
+  async function leave() {
     if (!window.confirm(_("Leave the queue? You will lose your place."))) { return; }
+    const note = $("wr-leave-error");
+    note.hidden = true;
     if (ws && ws.readyState === WebSocket.OPEN) { ws.send(JSON.stringify({ type: "leave" })); return; }
-    request("DELETE").then(function () { finish("left", _("Disconnected"), _("You left the queue.")); });
-  });
-  document.addEventListener("visibilitychange", function () {
+    let result;
+    try {
+      result = await request("DELETE");
+    } catch (e) {
+      result = null; // the network: the place is still held, say so
+    }
+    if (result && (result.status === 204 || result.status === 200
+        || (result.status === 404 && result.body.code === "not_in_queue"))) {
+      hasLeft(); return;
+    }
+    if (result && (result.status === 401 || result.status === 403)) {
+      fail(_("Your session has ended. Log in again to get back to your place."), true); return;
+    }
+    note.hidden = false;
+    setText("wr-leave-error", _("We could not take you out of the queue: check your connection and try again. You still hold your place."));
+  }
+
+  $("wr-take-back").addEventListener("click", () => { attempts = 0; connect(); });
+  $("wr-retry").addEventListener("click", () => { attempts = 0; powRounds = 0; connect(); });
+  for (const button of root.querySelectorAll("[data-join-again]")) { button.addEventListener("click", joinAgain); }
+  $("wr-leave").addEventListener("click", leave);
+  document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") { reconnectNow(); }
   });
   window.addEventListener("online", reconnectNow);
+  window.addEventListener("offline", wentOffline);
 
-  var saleTime = $("wr-sale-time"); // the server wrote UTC; the fan reads it in their own zone and language
-  if (saleTime && isFinite(cfg.saleStartsAt)) { saleTime.textContent = dateTimeFormat.format(new Date(cfg.saleStartsAt)); }
-
-  connect();
-}());
+  render();
+  if (recall(LEFT_KEY)) {
+    // This tab left the queue: a reload must not join again at the back without the fan asking.
+    finish("left", _("You left the queue."));
+  } else {
+    connect();
+  }
+})();

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -13,6 +14,12 @@ from events.models import Event
 
 FAN = ("fan", "fan-password-123")
 OPERATOR = ("admin", "admin-password-123")
+
+
+def _is_demo_desk(url: str) -> bool:
+    """The URL is this project's demo reservation page (of any run), not an operator's service."""
+    path = urlsplit(url).path
+    return path == "/demo/reservation/" or path.startswith("/api/events/")
 
 
 class Command(BaseCommand):
@@ -42,9 +49,12 @@ class Command(BaseCommand):
                 "created_by": operator,
             },
         )
-        if event.reservation_url != f"{base}/demo/reservation/" and "/api/events/" in event.reservation_url:
-            # Seeded by an older version, before the demo reservation page existed.
-            event.reservation_url = f"{base}/demo/reservation/"
+        desk = f"{base}/demo/reservation/"
+        if event.reservation_url != desk and _is_demo_desk(event.reservation_url):
+            # Seeded by an earlier start on another host or port (`PORT=9000 make run`), or by an older version
+            # before the demo desk existed: admitted fans would be sent where nobody listens. An operator's own
+            # reservation URL is left alone. (Absolute, not relative: reservation_url is a URL field.)
+            event.reservation_url = desk
             event.save(update_fields=["reservation_url", "updated_at"])
         self.stdout.write(
             "\n".join([
