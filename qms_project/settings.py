@@ -217,6 +217,11 @@ QMS_SIGNING_KEY = os.environ.get("QMS_SIGNING_KEY", "")
 QMS_SIGNING_KEY_FILE = os.environ.get("QMS_SIGNING_KEY_FILE", "")
 if not QMS_SIGNING_KEY and QMS_SIGNING_KEY_FILE:
     QMS_SIGNING_KEY = Path(QMS_SIGNING_KEY_FILE).read_text()
+# With no key configured (the embedded default), tokens are signed with a key generated once into this
+# owner-only file, so they still verify after a restart (`make run-prod` keeps its key in the same file). Only
+# this file is generated: an explicit QMS_SIGNING_KEY_FILE must exist (a key per host would split a deployment).
+QMS_GENERATED_SIGNING_KEY_FILE = os.environ.get("QMS_GENERATED_SIGNING_KEY_FILE",
+                                                str(BASE_DIR / "var" / "signing-key.pem"))
 # Public keys (PEM, separated by blank lines) still listed in the JWKS after a
 # rotation, so tokens signed with them verify until they expire.
 QMS_EXTRA_VERIFICATION_KEYS = os.environ.get("QMS_EXTRA_VERIFICATION_KEYS", "")

@@ -4,8 +4,9 @@
 public keys in the JWKS until their tokens expire. Or `QMS_SIGNING_KEY_DIR`: a
 `KeyDirectory` shared by every process, rotated by `manage.py qms_rotate_key`
 and re-read by each process within `KEY_DIRECTORY_CHECK_SECONDS`. With no key
-configured an ephemeral one is generated per process (embedded default) and
-logged as such.
+configured (embedded default) one is generated once into
+`QMS_GENERATED_SIGNING_KEY_FILE` (var/signing-key.pem) and logged as such, so
+tokens outlive a restart.
 """
 
 from __future__ import annotations
@@ -241,6 +242,17 @@ def _directory_changed(directory: KeyDirectory) -> bool:
     return directory.version() != _keyring_version or time.time() >= _keyring_stale_at
 
 
+def generated_signing_key(path: Path) -> str:
+    """The embedded default's key: generated into `path` the first time (owner-only; the first process to get
+    there wins), then read back, so every restart and every process signs with the same key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and KeyDirectory(path.parent)._write(path.name, generate_private_pem(), replace=False):
+        logger.info("signing key generated", extra={"path": str(path)})
+    logger.warning("QMS_SIGNING_KEY is not set: signing admission tokens with the key generated in %s "
+                   "(fine for one machine; a deployment configures its own).", path)
+    return path.read_text()
+
+
 def keyring() -> Keyring:
     """The keys in force: loaded once per process, re-read from the key directory after a rotation."""
     global _keyring, _keyring_version, _keyring_stale_at
@@ -254,13 +266,7 @@ def keyring() -> Keyring:
                 _keyring, _keyring_stale_at = directory.keyring(settings.QMS_EXTRA_VERIFICATION_KEYS)
                 _keyring_version = version
         elif _keyring is None:
-            pem = settings.QMS_SIGNING_KEY
-            if not pem:
-                pem = generate_private_pem()
-                logger.warning(
-                    "QMS_SIGNING_KEY is not set: signing admission tokens with an EPHEMERAL key "
-                    "generated for this process; tokens will not verify after a restart."
-                )
+            pem = settings.QMS_SIGNING_KEY or generated_signing_key(Path(settings.QMS_GENERATED_SIGNING_KEY_FILE))
             _keyring = Keyring.from_pems(pem, settings.QMS_EXTRA_VERIFICATION_KEYS)
     return _keyring
 

@@ -6,8 +6,13 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import stat
+import subprocess
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import jwt
 import pytest
@@ -186,3 +191,38 @@ def test_expired_admission_cannot_be_redeemed(admitted):
     # the token's own exp is what the verifier sees
     status, body = verify(APIClient(), reforge(admitted, exp=int(time.time()) - 1), redeem=True)
     assert (status, body["code"]) == (400, "token_expired")
+
+
+def test_claims_for_builds_exactly_the_claims_verification_requires(settings):
+    issued = timezone.now()
+    claims = tokens.claims_for(event_id=7, user_id=42, issued_at=issued, ttl_seconds=300)
+    assert list(claims) == list(REQUIRED_CLAIMS)
+    assert (claims["sub"], claims["evt"], claims["exp"] - claims["iat"]) == ("42", 7, 300)
+    assert tokens.decode(tokens.sign(claims), event_id=7) == claims
+
+
+def _kid_in_a_new_process(key_file) -> str:
+    code = ("import django; django.setup(); from queues import tokens; "
+            "print(tokens.keyring().signing_kid)")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "qms_project.settings",
+           "QMS_GENERATED_SIGNING_KEY_FILE": str(key_file)}
+    for name in ("QMS_SIGNING_KEY", "QMS_SIGNING_KEY_FILE", "QMS_SIGNING_KEY_DIR"):
+        env.pop(name, None)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parent.parent, check=True)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_embedded_default_signs_with_one_key_kept_in_an_owner_only_file(settings, tmp_path):
+    key_file = tmp_path / "var" / "signing-key.pem"
+    settings.QMS_SIGNING_KEY, settings.QMS_SIGNING_KEY_DIR = "", ""
+    settings.QMS_GENERATED_SIGNING_KEY_FILE = str(key_file)
+    tokens.reset_keyring()
+    try:
+        first = tokens.keyring().signing_kid
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        tokens.reset_keyring()  # a restart
+        assert tokens.keyring().signing_kid == first
+        assert _kid_in_a_new_process(key_file) == first  # another process of the same project folder
+    finally:
+        tokens.reset_keyring()
