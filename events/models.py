@@ -4,10 +4,27 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, URLValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.text import slugify
+
+# The range of every number an operator sets: what a production waiting room uses, with room to spare, and
+# small enough that nothing computed from them overflows (a token's expiry date, the tick's rate budget, a
+# 32-bit column). Checked by the model's validators (admin form and API answer `invalid`) and by the
+# database (check constraints), so no stored value can stop a queue. docs/API.md "Event settings" lists them.
+BOUNDS: dict[str, tuple[int, int]] = {
+    "admit_per_minute": (1, 1_000_000),
+    "max_active": (1, 10_000_000),
+    "token_ttl_seconds": (30, 24 * 3600),  # under 30 s a fan cannot reach the reservation page in time
+    "pow_difficulty": (0, 28),  # 28 bits: minutes in a browser already
+}
+
+
+def bounded(field: str) -> list:
+    """The validators holding `field` within its BOUNDS."""
+    low, high = BOUNDS[field]
+    return [MinValueValidator(low), MaxValueValidator(high)]
 
 
 class QueueingMethod(models.TextChoices):
@@ -41,19 +58,22 @@ class Event(models.Model):
         help_text="Optional: admission pauses by itself while this URL does not answer 2xx.",
     )
     pow_difficulty = models.PositiveSmallIntegerField(
-        default=0,
+        default=0, validators=bounded("pow_difficulty"),
         help_text="Proof of work on join: leading zero bits required (0 = off; 16 takes a browser about 1 s).",
     )
     draining = models.BooleanField(
         default=False, help_text="Draining: no new joins; everyone already waiting is still admitted."
     )
-    admit_per_minute = models.PositiveIntegerField(default=60, validators=[MinValueValidator(1)])
+    admit_per_minute = models.PositiveIntegerField(default=60, validators=bounded("admit_per_minute"))
     max_active = models.PositiveIntegerField(
         default=500,
-        validators=[MinValueValidator(1)],
+        validators=bounded("max_active"),
         help_text="Most fans holding a live admission (issued, not expired, not released) at once.",
     )
-    token_ttl_seconds = models.PositiveIntegerField(default=600, validators=[MinValueValidator(30)])
+    token_ttl_seconds = models.PositiveIntegerField(
+        default=600, validators=bounded("token_ttl_seconds"),
+        help_text="How long an admission token is valid: 30 seconds to 24 hours.",
+    )
     reservation_url = models.URLField(
         max_length=500,
         validators=[URLValidator(schemes=["http", "https"])],
@@ -67,6 +87,13 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["sale_starts_at", "id"]
+        # The same BOUNDS in the database: a value written past the validators (a queryset update, SQL) is
+        # refused too, rather than failing every join and tick later.
+        constraints = [
+            models.CheckConstraint(condition=models.Q(**{f"{field}__gte": low, f"{field}__lte": high}),
+                                   name=f"event_{field}_in_bounds")
+            for field, (low, high) in BOUNDS.items()
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -80,10 +107,6 @@ class Event(models.Model):
         super().clean()
         if self.prequeue_opens_at and self.sale_starts_at and self.prequeue_opens_at > self.sale_starts_at:
             raise ValidationError({"prequeue_opens_at": "The pre-queue must open before the sale starts."})
-        if self.pow_difficulty is not None and self.pow_difficulty > 28:
-            raise ValidationError({"pow_difficulty": "At most 28 bits: more would take fans minutes."})
-        if self.admit_per_minute is not None and self.admit_per_minute < 1:
-            raise ValidationError({"admit_per_minute": "Must be at least 1 per minute."})
 
     def _unique_slug(self) -> str:
         base = slugify(self.name)[:180] or "event"

@@ -1,4 +1,5 @@
-"""Event serializers: validation of what staff may set."""
+"""Event serializers: validation of what staff may set (numbers within `events.models.BOUNDS`: the model's
+validators, which ModelSerializer applies)."""
 
 from rest_framework import serializers
 
@@ -27,8 +28,6 @@ class EventSerializer(serializers.ModelSerializer):
         starts = attrs.get("sale_starts_at", getattr(self.instance, "sale_starts_at", None))
         if opens and starts and opens > starts:
             raise serializers.ValidationError({"prequeue_opens_at": "The pre-queue must open before the sale starts."})
-        if attrs.get("pow_difficulty", 0) > 28:
-            raise serializers.ValidationError({"pow_difficulty": "At most 28 bits."})
         return attrs
 
     def validate_slug(self, value: str) -> str:

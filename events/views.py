@@ -1,6 +1,8 @@
 """`/api/events/`: readable by everyone, writable by staff."""
 
+from django.http import Http404
 from rest_framework import permissions, viewsets
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import LimitOffsetPagination
 
 from .models import Event
@@ -31,6 +33,14 @@ class EventViewSet(viewsets.ModelViewSet):
     permission_classes = [IsStaffOrReadOnly]
     pagination_class = BoundedPagination
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def get_object(self) -> Event:
+        try:
+            return super().get_object()
+        except Http404:
+            # The code the queue's endpoints use for a missing event (queues.refusals.EventNotFound), spelled
+            # here because events/ does not import the queue engine.
+            raise NotFound("No such event.", code="event_not_found") from None
 
     def perform_create(self, serializer) -> None:
         serializer.save(created_by=self.request.user)
