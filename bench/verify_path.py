@@ -7,7 +7,7 @@
    verify) and PyJWT's bare ES256 decode (the signature check without the helper).
 2. Endpoint: one web process of the production topology (the Procfile's `web1`:
    Daphne, `--no-tick`, on PostgreSQL and Redis) with admissions made by the real
-   service (`admission.join` then `admission.admit_now`); a keep-alive asyncio HTTP
+   service (`admission.join` then the operator's `admit` operation); a keep-alive asyncio HTTP
    client drives `POST /api/admissions/verify/` (`redeem: false`) at a fixed
    concurrency for a fixed time. Baseline in the same run, same process, same client:
    `GET /healthz`. Then tokens are redeemed (`redeem: true`), each at most once, for the same time.
@@ -69,6 +69,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from events.models import Event
 from queues import admission
+from queues.operations import perform
 from queues.models import Admission
 User = get_user_model()
 User.objects.bulk_create([User(username=f"verify{i:06d}") for i in range(COUNT)])
@@ -77,7 +78,7 @@ event = Event.objects.create(name="Verify bench", paused=True, max_active=COUNT,
                              reservation_url="https://tickets.example/reserve")
 for user in User.objects.filter(username__startswith="verify"):
     admission.join(event, user)
-admission.admit_now(event, COUNT)
+perform("admit", event, count=COUNT)
 print(json.dumps({"event": event.id, "tokens": list(Admission.objects.filter(event=event)
                                                      .values_list("token", flat=True))}))
 """

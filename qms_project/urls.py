@@ -8,7 +8,7 @@ from rest_framework.routers import DefaultRouter
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from events.views import EventViewSet
-from queues import operations_api, pages, probes
+from queues import pages, probes
 from queues.throttles import LoginPerAddressThrottle
 
 router = DefaultRouter()
@@ -20,11 +20,7 @@ urlpatterns = [
     path("api/auth/token/", TokenObtainPairView.as_view(throttle_classes=[LoginPerAddressThrottle]),
          name="token-obtain"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
-    path("api/events/<int:event_id>/queue/pause/", operations_api.PauseQueueView.as_view(), name="queue-pause"),
-    path("api/events/<int:event_id>/queue/resume/", operations_api.ResumeQueueView.as_view(), name="queue-resume"),
-    path("api/events/<int:event_id>/queue/admit/", operations_api.AdmitNowView.as_view(), name="queue-admit"),
-    path("api/events/<int:event_id>/queue/drain/", operations_api.DrainQueueView.as_view(), name="queue-drain"),
-    path("api/events/<int:event_id>/queue/reset/", operations_api.ResetQueueView.as_view(), name="queue-reset"),
+    path("api/", include("queues.operations_api")),  # one route per operator operation (queues/operations.py)
     path("api/", include("queues.urls")),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

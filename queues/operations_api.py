@@ -1,93 +1,74 @@
-"""Staff API for the event creator's queue actions: pause, resume, admit N now, drain, reset.
+"""Staff API of the operator's queue operations: `POST /api/events/<id>/queue/<operation>/`, one route per entry
+of `queues.operations.OPERATIONS`, all served by one view.
 
-Thin views over the operator functions of `queues.admission`; each answers with
-what it did and the queue's numbers afterwards.
+Each answers with what it did and the queue's numbers afterwards. Included under `/api/` by the project's urls.
 """
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from django.urls import path
+from drf_spectacular.openapi import AutoSchema
 from rest_framework import permissions, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import admission
 from .api import ERRORS, get_event
+from .operations import OPERATIONS, Operation
 from .serializers import QueueStatsSerializer
-
-MAX_ADMIT_AT_ONCE = 10_000
-
-
-class AdmitNowRequestSerializer(serializers.Serializer):
-    count = serializers.IntegerField(min_value=1, max_value=MAX_ADMIT_AT_ONCE,
-                                     help_text="Admit up to this many now, beyond the rate; `max_active` still holds.")
 
 
 class QueueOperationSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=["pause", "resume", "admit", "drain", "reset"])
+    action = serializers.ChoiceField(choices=list(OPERATIONS))
     event = serializers.IntegerField()
     admitted = serializers.IntegerField(allow_null=True, help_text="admit: how many were admitted.")
     dropped = serializers.IntegerField(allow_null=True, help_text="reset: how many lost their place.")
     stats = QueueStatsSerializer(help_text="The queue's numbers after the action.")
 
 
-def _answer(action: str, event, *, admitted: int | None = None, dropped: int | None = None) -> Response:
-    event.refresh_from_db()
-    return Response(QueueOperationSerializer({
-        "action": action, "event": event.id, "admitted": admitted, "dropped": dropped,
-        "stats": admission.stats(event),
-    }).data)
+class MayRunOperation(permissions.BasePermission):
+    """The operation's own rule (`Operation.permission`): staff with the permission it names."""
+
+    def has_permission(self, request, view) -> bool:
+        return view.operation.allowed(request.user)
 
 
-class OperatorView(APIView):
-    permission_classes = [permissions.IsAdminUser]
+class OperationSchema(AutoSchema):
+    """The OpenAPI entry of each route, from its table entry."""
+
+    def get_tags(self) -> list[str]:
+        return ["operations"]
+
+    def get_description(self) -> str:
+        return str(self.view.operation.summary)
+
+    def get_summary(self) -> str:
+        return str(self.view.operation.label)
+
+    def get_request_serializer(self):
+        return self.view.operation.request_serializer
+
+    def get_response_serializers(self):
+        return {200: QueueOperationSerializer, **ERRORS}
 
 
-class PauseQueueView(OperatorView):
-    """Stop admitting; fans keep their places and keep joining."""
+class OperationView(APIView):
+    operation: Operation | None = None  # set per route by `as_view(operation=...)`
+    permission_classes = [MayRunOperation]
+    schema = OperationSchema()
 
-    @extend_schema(request=None, responses={200: QueueOperationSerializer, **ERRORS}, tags=["operations"])
-    def post(self, request, event_id: int):
-        event = admission.set_paused(get_event(event_id), True, request.user)
-        return _answer("pause", event)
-
-
-class ResumeQueueView(OperatorView):
-    """Admit again at the configured rate."""
-
-    @extend_schema(request=None, responses={200: QueueOperationSerializer, **ERRORS}, tags=["operations"])
-    def post(self, request, event_id: int):
-        event = admission.set_paused(get_event(event_id), False, request.user)
-        return _answer("resume", event)
-
-
-class AdmitNowView(OperatorView):
-    """Admit up to `count` fans at once, beyond the rate (within `max_active`), even while paused."""
-
-    @extend_schema(request=AdmitNowRequestSerializer, responses={200: QueueOperationSerializer, **ERRORS},
-                   tags=["operations"])
     def post(self, request, event_id: int):
         event = get_event(event_id)
-        body = AdmitNowRequestSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        result = admission.admit_now(event, body.validated_data["count"], request.user)
-        return _answer("admit", event, admitted=len(result.admitted))
+        outcome = self.operation.perform(event, request.data, actor=request.user)
+        event.refresh_from_db()
+        return Response(QueueOperationSerializer({
+            "action": self.operation.name, "event": event.id, "admitted": outcome.admitted,
+            "dropped": outcome.dropped, "stats": admission.stats(event),
+        }).data)
 
 
-class DrainQueueView(OperatorView):
-    """Take no new joins (409 `queue_draining`); everyone already waiting is still admitted."""
-
-    @extend_schema(request=None, responses={200: QueueOperationSerializer, **ERRORS}, tags=["operations"])
-    def post(self, request, event_id: int):
-        event = admission.drain(get_event(event_id), request.user)
-        return _answer("drain", event)
-
-
-class ResetQueueView(OperatorView):
-    """Empty the queue: every waiting fan loses the place (socket closed with 4003); admissions stay valid."""
-
-    @extend_schema(request=None, responses={200: QueueOperationSerializer, **ERRORS}, tags=["operations"])
-    def post(self, request, event_id: int):
-        event = get_event(event_id)
-        dropped = admission.reset_queue(event, request.user)
-        return _answer("reset", event, dropped=dropped)
+urlpatterns = [
+    path(f"events/<int:event_id>/queue/{operation.name}/", OperationView.as_view(operation=operation),
+         name=f"queue-{operation.name}")
+    for operation in OPERATIONS.values()
+]

@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 from websockets.asyncio.client import connect
 
 from queues import admission
+from queues.operations import perform
 from tests.conftest import REDIS_URL
 from tests.e2e.servers import PYTHON, ROOT, Process, base_env, free_port, http_json, manage, wait_http
 from tests.e2e.topology import ADMIN_DSN, procfile_commands, require_postgres_and_redis
@@ -60,7 +61,7 @@ def test_counters_and_queue_state_follow_an_admission_run(store, make_event, mak
     assert value(queued, "qms_waiting", event=event.id) == 5
     assert value(queued, "qms_live_admissions", event=event.id) == 0
 
-    admission.set_paused(event, False)
+    perform("resume", event)
     issued = admission.tick(event).admitted
     after = scrape_client()
     assert len(issued) == 5
@@ -75,7 +76,7 @@ def test_counters_and_queue_state_follow_an_admission_run(store, make_event, mak
 def test_token_verifications_redemptions_and_rejections_are_counted_by_reason(store, make_event, make_user):
     event = make_event(paused=True)
     admission.join(event, make_user())
-    token = admission.admit_now(event, 1).admitted[0].token
+    token = admission.tick(event, extra=1).admitted[0].token  # what the operator's "admit 1 now" runs
     client = APIClient()
     before = scrape_client()
     assert client.post("/api/admissions/verify/", {"token": token}, format="json").status_code == 200

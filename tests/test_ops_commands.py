@@ -1,4 +1,5 @@
-"""The operators' management commands: qms_status, qms_admit, qms_pause, qms_resume, qms_rotate_key."""
+"""The operators' management commands: qms_status, qms_queue (every operation) with qms_admit, qms_pause and
+qms_resume bound to one each, qms_rotate_key."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from django.core.management import CommandError, call_command
 from events.models import Event
 from queues import admission, tokens
 from queues.models import Admission
+from queues.operations import OPERATIONS
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +72,7 @@ def test_unknown_event_is_an_error(redis_store):
 def test_admit_lets_n_in_now_beyond_the_rate_in_queue_order(redis_store, make_event, make_user):
     event = make_event(paused=True, admit_per_minute=1)
     fans = queue_fans(event, make_user, 5)
-    assert "admitted 2 of 2" in run("qms_admit", str(event.id), "2")
+    assert "Admitted 2 of 2" in run("qms_admit", str(event.id), "2")
     issued = Admission.objects.filter(event=event).order_by("ticket")
     assert [row.user_id for row in issued] == [fan.id for fan in fans[:2]]
     assert admission.stats(event)["waiting"] == 3
@@ -79,17 +81,52 @@ def test_admit_lets_n_in_now_beyond_the_rate_in_queue_order(redis_store, make_ev
 def test_admit_stays_within_max_active(redis_store, make_event, make_user):
     event = make_event(paused=True, max_active=1)
     queue_fans(event, make_user, 3)
-    assert "admitted 1 of 3" in run("qms_admit", str(event.id), "3")
+    assert "Admitted 1 of 3" in run("qms_admit", str(event.id), "3")
 
 
-def test_admit_refuses_a_count_below_one(redis_store, make_event):
-    with pytest.raises(CommandError, match="at least 1"):
-        run("qms_admit", str(make_event().id), "0")
+@pytest.mark.parametrize(("count", "limit"), [("0", "greater than or equal to 1"),
+                                              ("10001", "less than or equal to 10000")])
+def test_admit_refuses_a_count_outside_the_limits(redis_store, make_event, make_user, count, limit):
+    event = make_event(paused=True)
+    queue_fans(event, make_user, 1)
+    for command in (("qms_admit", str(event.id), count), ("qms_queue", "admit", str(event.id), count)):
+        with pytest.raises(CommandError, match=f"count: Ensure this value is {limit}"):
+            run(*command)
+    assert not Admission.objects.filter(event=event).exists()
+
+
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_qms_queue_runs_every_operation(redis_store, make_event, make_user, name):
+    operation = OPERATIONS[name]
+    event = make_event(paused=operation.offered_when != ("paused", False))
+    queue_fans(event, make_user, 2)
+    if operation.offered_when == ("draining", True):
+        Event.objects.filter(pk=event.pk).update(draining=True)
+    args = [str(argument.minimum) for argument in operation.arguments] + (["--yes"] if operation.confirm else [])
+    output = run("qms_queue", name, str(event.id), *args)
+    assert f"(id {event.id})" in output
+    event.refresh_from_db()
+    if operation.offered_when:
+        assert getattr(event, operation.offered_when[0]) is not operation.offered_when[1]
+    if name == "admit":
+        assert Admission.objects.filter(event=event).count() == 1
+    if name == "reset":
+        assert admission.stats(event)["waiting"] == 0
+
+
+@pytest.mark.parametrize("name", [name for name, operation in OPERATIONS.items() if operation.confirm])
+def test_an_operation_that_asks_first_needs_yes(redis_store, make_event, make_user, name):
+    event = make_event(paused=True)
+    queue_fans(event, make_user, 2)
+    with pytest.raises(CommandError, match="Add --yes"):
+        run("qms_queue", name, str(event.id))
+    event.refresh_from_db()
+    assert not event.draining and admission.stats(event)["waiting"] == 2
 
 
 def test_pause_and_resume_flip_the_event_and_log_a_structured_operator_action(make_event, caplog):
     event = make_event(paused=False)
-    with caplog.at_level(logging.INFO, logger="queues.admission"):
+    with caplog.at_level(logging.INFO, logger="queues.operations"):
         assert "paused" in run("qms_pause", str(event.id))
         assert Event.objects.get(pk=event.pk).paused
         assert "resumed" in run("qms_resume", str(event.id))

@@ -1,15 +1,10 @@
-"""`manage.py qms_pause <event>`: stop admitting; fans keep their places and are told."""
+"""`manage.py qms_pause <event>`: stop admitting; fans keep their places and are told (`qms_queue pause`)."""
 
 from __future__ import annotations
 
-from queues import admission
-
-from .qms_status import EventCommand
+from .qms_queue import OperationCommand
 
 
-class Command(EventCommand):
+class Command(OperationCommand):
     help = "Pause admission for an event (joins still queue)."
-
-    def handle(self, *args, event: str, **options):
-        found = admission.set_paused(self.event(event), True)
-        self.stdout.write(f"paused {found.name} (id {found.id})")
+    operation_name = "pause"

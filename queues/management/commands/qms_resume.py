@@ -1,15 +1,10 @@
-"""`manage.py qms_resume <event>`: admit again at the configured rate."""
+"""`manage.py qms_resume <event>`: admit again at the configured rate (`qms_queue resume`)."""
 
 from __future__ import annotations
 
-from queues import admission
-
-from .qms_status import EventCommand
+from .qms_queue import OperationCommand
 
 
-class Command(EventCommand):
+class Command(OperationCommand):
     help = "Resume admission for a paused event."
-
-    def handle(self, *args, event: str, **options):
-        found = admission.set_paused(self.event(event), False)
-        self.stdout.write(f"resumed {found.name} (id {found.id})")
+    operation_name = "resume"

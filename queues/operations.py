@@ -1,0 +1,179 @@
+"""The operator's queue operations, declared once in `OPERATIONS`: pause, resume, admit N now, drain, undrain, reset.
+
+The staff API (`queues.operations_api`), the admin's queue console (`queues.admin`) and the management
+command `qms_queue` all read this table: its name, service call, arguments with their limits, who may run
+it and whether a person is asked first. Adding an operation is one more entry here.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
+from rest_framework import serializers
+
+from events.models import Event
+
+from . import admission
+from .refusals import Refusal
+
+logger = logging.getLogger(__name__)
+
+
+class OperationBusy(Refusal):
+    code, detail, http_status = ("queue_busy", "Another tick held the event's lease for 5 s; try again.", 409)
+
+
+@dataclass(frozen=True)
+class Argument:
+    """A whole number an operation takes, with the limits every front enforces."""
+
+    name: str
+    label: str
+    help: str
+    minimum: int
+    maximum: int
+    default: int
+
+    def field(self) -> serializers.IntegerField:
+        return serializers.IntegerField(min_value=self.minimum, max_value=self.maximum, help_text=self.help)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an operation did; the API's answer and the operator's message are made from it."""
+
+    admitted: int | None = None  # admit: how many were let in
+    dropped: int | None = None  # reset: how many lost their place
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str  # the URL segment, the command's sub-command, the admin's action
+    label: str  # the button
+    summary: str  # the API description, the command's help
+    call: Callable[..., Outcome]  # (event, **arguments) -> Outcome
+    done: str  # the operator's message afterwards, %-formatted with event, the arguments and the outcome
+    arguments: tuple[Argument, ...] = ()
+    # The warning a person confirms first (admin page, command prompt), %-formatted with `waiting`. The API's
+    # caller has decided already and is not asked.
+    confirm: str | None = None
+    # The console offers the operation only while this stats flag has this value (pause only when admitting).
+    offered_when: tuple[str, bool] | None = None
+    # Touches the live queue: a command in another process needs the shared (Redis) store.
+    needs_shared_store: bool = False
+    # Staff with this Django permission may run it (API and admin); a shell's operator may run anything.
+    permission: str = "events.change_event"
+
+    def allowed(self, user) -> bool:
+        return bool(user and user.is_active and user.is_staff and user.has_perm(self.permission))
+
+    @cached_property
+    def request_serializer(self) -> type[serializers.Serializer] | None:
+        """The body the API takes (and its OpenAPI schema); also validates the admin's form and the command."""
+        if not self.arguments:
+            return None
+        fields = {argument.name: argument.field() for argument in self.arguments}
+        return type(f"{self.name.title()}Request", (serializers.Serializer,), fields)
+
+    def clean(self, data: Mapping) -> dict[str, int]:
+        """The arguments within their limits; raises DRF's ValidationError (`invalid`, field by field)."""
+        if self.request_serializer is None:
+            return {}
+        body = self.request_serializer(data=data)
+        body.is_valid(raise_exception=True)
+        return dict(body.validated_data)
+
+    def perform(self, event: Event, data: Mapping | None = None, actor=None) -> Outcome:
+        """Validate, run and log it with who asked (None: a shell's operator)."""
+        arguments = self.clean(data or {})
+        outcome = self.call(event, **arguments)
+        logger.info("operator action", extra={
+            "action": self.name, "event_id": event.id, "actor_id": getattr(actor, "pk", None), **arguments,
+            **{key: value for key, value in vars(outcome).items() if value is not None}})
+        return outcome
+
+    def message(self, event: Event, arguments: Mapping, outcome: Outcome) -> str:
+        return self.done % {"event": event, **arguments, **vars(outcome)}
+
+
+def _set_flags(event: Event, **flags: bool) -> Outcome:
+    """Pause/resume and drain/undrain are flags on the event; waiting fans hear of a pause by its save signal."""
+    for name, value in flags.items():
+        setattr(event, name, value)
+    event.save(update_fields=[*flags, "updated_at"])
+    return Outcome()
+
+
+def _admit(event: Event, count: int) -> Outcome:
+    result = admission.tick(event, extra=count, lease_wait=5.0)
+    if not result.ran:
+        raise OperationBusy()
+    return Outcome(admitted=len(result.admitted))
+
+
+def _reset(event: Event) -> Outcome:
+    return Outcome(dropped=admission.reset_queue(event))
+
+
+MAX_ADMIT_AT_ONCE = 10_000
+
+OPERATIONS: dict[str, Operation] = {op.name: op for op in (
+    Operation(
+        "pause", _("Pause admission"), _("Stop admitting; fans keep their places and keep joining."),
+        functools.partial(_set_flags, paused=True), _("%(event)s: admission paused. Fans keep their places."),
+        offered_when=("paused", False),
+    ),
+    Operation(
+        "resume", _("Resume admission"), _("Admit again at the configured rate."),
+        functools.partial(_set_flags, paused=False), _("%(event)s: admission resumed."),
+        offered_when=("paused", True),
+    ),
+    Operation(
+        "admit", _("Admit"),
+        _("Admit up to `count` fans at once, beyond the rate (within `max_active`), even while paused."),
+        _admit, _("Admitted %(admitted)d of %(count)d requested now."),
+        arguments=(Argument("count", _("Admit now"), _("Admit up to this many now, beyond the rate; "
+                                                        "`max_active` still holds."), 1, MAX_ADMIT_AT_ONCE, 10),),
+        needs_shared_store=True,
+    ),
+    Operation(
+        "drain", _("Drain (no new joins)"),
+        _("Take no new joins (409 `queue_draining`); everyone already waiting is still admitted. "
+          "`undrain` takes joins again."),
+        functools.partial(_set_flags, draining=True),
+        _("%(event)s: draining — no new joins, everyone waiting will be admitted."),
+        confirm=ngettext_lazy(
+            "No new fans can join. The %(waiting)d fan waiting keeps the place and will be admitted. "
+            "You can undo this (Take joins again).",
+            "No new fans can join. The %(waiting)d fans waiting keep their places and will be admitted. "
+            "You can undo this (Take joins again).", "waiting"),
+        offered_when=("draining", False),
+    ),
+    Operation(
+        "undrain", _("Take joins again"), _("Undo a drain: new fans may join again (those refused may retry)."),
+        functools.partial(_set_flags, draining=False), _("%(event)s: taking new joins again."),
+        offered_when=("draining", True),
+    ),
+    Operation(
+        "reset", _("Reset queue"),
+        _("Empty the queue: every waiting fan loses the place (socket closed with 4003); admissions stay valid."),
+        _reset, _("%(event)s: queue reset, %(dropped)d fans lost their place."),
+        confirm=ngettext_lazy(
+            "%(waiting)d fan waiting will lose their place and be told the queue was reset. "
+            "Admissions already issued stay valid. This cannot be undone.",
+            "%(waiting)d fans waiting will lose their place and be told the queue was reset. "
+            "Admissions already issued stay valid. This cannot be undone.", "waiting"),
+        needs_shared_store=True,
+    ),
+)}
+
+
+def perform(name: str, event: Event, actor=None, **arguments) -> Outcome:
+    """Run the operation called `name` (services and tests; the fronts go through `OPERATIONS`)."""
+    return OPERATIONS[name].perform(event, arguments, actor)
