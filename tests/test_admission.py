@@ -247,3 +247,26 @@ def test_prequeue_hides_order_until_the_sale_opens(store, make_event):
     status = admission.join(event, fan)
     assert (status.state, status.position, status.eta_seconds) == ("prequeue", None, None)
     assert admission.tick(event).admitted == []
+
+
+def test_eta_told_just_after_the_opening_matches_the_wait(store, make_event, monkeypatch):
+    # At 6 admissions a minute a fan at #3 was told "about 2 minutes" and admitted after 28 s: the observed
+    # rate starts at 0 and the ETA took its first, tiny values for the truth.
+    clock = [1_000_000.0]
+    monkeypatch.setattr(admission, "_now", lambda: clock[0])  # the service's clock: ticks at explicit times
+    event = make_event(admit_per_minute=6)
+    first, *fans = make_fans(4)
+    assert admission.join(event, first).state == "admitted"  # the opening: nobody ahead
+    told = {}
+    for fan in fans:
+        clock[0] += 1.0
+        admission.tick(event, publish=False)
+        told[fan.id] = (clock[0], admission.join(event, fan).eta_seconds)
+    waited = {}
+    while len(waited) < len(fans) and clock[0] < 1_000_000.0 + 600:
+        clock[0] += 1.0
+        for row in admission.tick(event, publish=False).admitted:
+            waited[row.user_id] = clock[0] - told[row.user_id][0]
+    for fan in fans:
+        eta = told[fan.id][1]
+        assert waited[fan.id] / 1.5 <= eta <= waited[fan.id] * 1.5, (eta, waited[fan.id])
