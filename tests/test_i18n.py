@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gettext
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +65,83 @@ def test_every_german_message_is_translated():
         assert po.count("\nmsgid ") > 10
         assert not re.findall(r'^msgstr(?:\[\d\])? ""\n(?!")', po + "\n", re.M), domain  # an empty translation
         assert "#, fuzzy" not in po
+
+
+GETTEXT_TOOLS = ("msgfmt", "msgattrib")
+
+
+@pytest.fixture(scope="module")
+def gettext_tools() -> None:
+    """`make test` installs GNU gettext (the `gettext` target); a run without it cannot check the catalogs."""
+    from .conftest import require_service
+
+    missing = [tool for tool in GETTEXT_TOOLS if shutil.which(tool) is None]
+    if missing:
+        require_service("GNU gettext", FileNotFoundError(", ".join(missing)))
+
+
+def project_copy(destination: Path) -> Path:
+    """The project's own code, templates, scripts and catalogs (no virtualenv, no tests) in `destination`."""
+    from django.apps import apps
+    from django.conf import settings
+
+    base = Path(settings.BASE_DIR)
+    parts = {base / "manage.py", Path(settings.LOCALE_PATHS[0]), *map(Path, settings.STATICFILES_DIRS),
+             *(Path(directory) for template in settings.TEMPLATES for directory in template["DIRS"]),
+             base / settings.ROOT_URLCONF.split(".")[0],  # the project package: settings, urls
+             *(Path(app.path) for app in apps.get_app_configs() if Path(app.path).is_relative_to(base))}
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for part in parts:
+        target = destination / part.relative_to(base)
+        if part.is_dir():
+            shutil.copytree(part, target, ignore=ignore)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(part, target)
+    return destination
+
+
+def run(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
+    from .e2e.servers import base_env
+
+    env = base_env(DATABASE_URL=f"sqlite:///{cwd / 'check.sqlite3'}")
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.mark.parametrize("domain", ["django", "djangojs"])
+def test_every_string_in_the_code_templates_and_scripts_is_in_the_german_catalog(domain, tmp_path, gettext_tools):
+    """`makemessages` over a copy of the project adds nothing: every translatable string is in the .po, translated.
+
+    A `{% translate %}` in a template, a `gettext()` in static/qms/*.js or Python that nobody ran
+    `make messages` for would show up here as an untranslated (or fuzzy-matched) entry.
+    """
+    import sys
+
+    copy = project_copy(tmp_path / "project")
+    run(sys.executable, "manage.py", "makemessages", "--locale", "de", "--domain", domain, cwd=copy)
+    po = copy / "locale" / "de" / "LC_MESSAGES" / f"{domain}.po"
+    untranslated = run("msgattrib", "--untranslated", "--no-obsolete", str(po), cwd=copy).stdout
+    fuzzy = run("msgattrib", "--only-fuzzy", "--no-obsolete", str(po), cwd=copy).stdout
+    assert not untranslated.strip() and not fuzzy.strip(), f"not in the German {domain}.po:\n{untranslated}{fuzzy}"
+
+
+def catalog(mo: Path) -> dict:
+    with mo.open("rb") as handle:
+        return dict(gettext.GNUTranslations(handle)._catalog)  # msgid (or (msgid, n)) -> msgstr
+
+
+@pytest.mark.parametrize("domain", ["django", "djangojs"])
+def test_the_compiled_catalog_is_the_current_po(domain, tmp_path, gettext_tools):
+    """The committed .mo (what Django reads) says what the committed .po says: nobody forgot compilemessages."""
+    from django.conf import settings
+
+    messages = Path(settings.LOCALE_PATHS[0]) / "de" / "LC_MESSAGES"
+    fresh = tmp_path / f"{domain}.mo"
+    run("msgfmt", "--check-format", "-o", str(fresh), str(messages / f"{domain}.po"), cwd=tmp_path)
+    committed, current = catalog(messages / f"{domain}.mo"), catalog(fresh)
+    stale = {key: (committed.get(key), current.get(key)) for key in committed.keys() | current.keys()
+             if committed.get(key) != current.get(key) and key != ""}
+    assert not stale, f"{domain}.mo is not compiled from {domain}.po (committed, current): {stale}"
+    assert len(current) > 10

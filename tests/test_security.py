@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import subprocess
 
@@ -61,17 +62,43 @@ def test_staff_endpoints_refuse_fans(store, make_event, make_user):
     assert client.patch(f"/api/events/{event.id}/", {"paused": True}, format="json").status_code == 403
 
 
+def check_deploy(tmp_path, **env) -> tuple[int, set[str], str]:
+    """`manage.py check --deploy` in a fresh process with `env`: exit status, warning ids, output."""
+    result = subprocess.run([PYTHON, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
+                            env=base_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", **env),
+                            capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    return result.returncode, set(re.findall(r"\((security\.[EW]\d+)\)", output)), output
+
+
+# What the embedded defaults leave for `DJANGO_SECURE=1` to switch on: no HSTS, no HTTPS redirect, session
+# and CSRF cookies sent over plain HTTP.
+EMBEDDED_WARNINGS = {"security.W004", "security.W008", "security.W012", "security.W016"}
+
+
 def test_production_settings_pass_check_deploy(tmp_path):
-    env = base_env(DJANGO_SECURE="1", DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-                   DJANGO_ALLOWED_HOSTS="queue.example.com", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    result = subprocess.run([PYTHON, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
+    returncode, warnings, output = check_deploy(tmp_path, DJANGO_SECURE="1",
+                                                DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+                                                DJANGO_ALLOWED_HOSTS="queue.example.com")
+    assert (returncode, warnings) == (0, set()), output
 
 
-def test_embedded_defaults_do_not_pass_check_deploy(tmp_path):
-    """The check is real: without the production switches it fails."""
-    env = base_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    result = subprocess.run([PYTHON, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0
+def test_embedded_defaults_fail_check_deploy_on_exactly_the_https_switches(tmp_path):
+    """The check is real: without the production switches it names what is missing, and nothing else
+    (DEBUG stays off and the secret key passes Django's checks even in the embedded run)."""
+    returncode, warnings, output = check_deploy(tmp_path)
+    assert returncode != 0
+    assert warnings == EMBEDDED_WARNINGS, output
+
+
+@pytest.mark.parametrize(("env", "warning"), [
+    ({"DJANGO_DEBUG": "1"}, "security.W018"),
+    ({"DJANGO_SECRET_KEY": "django-insecure-" + "x" * 50}, "security.W009"),
+    ({"DJANGO_HSTS_SECONDS": "0"}, "security.W004"),
+])
+def test_one_production_switch_undone_is_named(tmp_path, env, warning):
+    production = {"DJANGO_SECURE": "1", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+                  "DJANGO_ALLOWED_HOSTS": "queue.example.com"}
+    returncode, warnings, output = check_deploy(tmp_path, **{**production, **env})
+    assert returncode != 0
+    assert warnings == {warning}, output
