@@ -35,3 +35,7 @@ urlpatterns = [
     path("events/<int:event_id>/waiting-room/", pages.waiting_room, name="waiting-room"),
     path("demo/reservation/", pages.demo_reservation, name="demo-reservation"),
 ]
+
+# Under /api/ a path no route matches, or a crash, still answers JSON {code, detail}; HTML elsewhere.
+handler404 = "queues.errors.page_not_found"
+handler500 = "queues.errors.server_error"

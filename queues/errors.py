@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import get_resolver
 from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -52,7 +53,12 @@ _FRAMEWORK_CODES: dict[str, ErrorCode] = {
 
 
 def error_codes() -> dict[str, ErrorCode]:
-    """Every `code` an `/api/` answer may carry, by status then code: the documented list."""
+    """Every `code` an `/api/` answer may carry, by status then code: the documented list.
+
+    QMS's own are the Refusal subclasses the URLconf's views can reach: loading it imports every module
+    that defines one (queues.operations' `queue_busy`, say), wherever it lives.
+    """
+    get_resolver().url_patterns  # noqa: B018 (imports every view module)
     codes = dict(_FRAMEWORK_CODES)
     for cls in refusal_classes():
         for code, meaning in cls.codes.items():

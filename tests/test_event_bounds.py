@@ -4,6 +4,9 @@ refuse the rest with `invalid`, the database refuses it too, and every value wit
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from django import forms
 from django.db import IntegrityError, transaction
@@ -131,3 +134,11 @@ def test_a_queue_runs_at_every_bound(store, make_event, make_user, end):
     row = first.admission
     assert (row.expires_at - row.issued_at).total_seconds() == pytest.approx(values["token_ttl_seconds"], abs=1)
     assert admission.stats(event)["configured_rate_per_minute"] == values["admit_per_minute"]
+
+
+def test_docs_api_lists_the_bounds():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "API.md").read_text()
+    for field, (low, high) in BOUNDS.items():
+        row = re.search(rf"^\| `{field}` \| (\d[\d,]*)[^|]*\| (\d[\d,]*)[^|]*\|", text, re.MULTILINE)
+        assert row, field
+        assert (int(row[1].replace(",", "")), int(row[2].replace(",", ""))) == (low, high)
