@@ -462,16 +462,16 @@
       return;
     }
     ws = sock;
-    sock.onopen = () => {
+    sock.onopen = () => { // "Live" only once a frame arrives: the server sends `queued` at once
       lastFrameAt = Date.now();
-      setConnection("live");
       heartbeat(sock);
     };
     sock.onmessage = (event) => {
       lastFrameAt = Date.now();
-      if ($("wr-connection").dataset.connection !== "live" && ws === sock) { setConnection("live"); }
       let msg;
       try { msg = JSON.parse(event.data); } catch (e) { return; }
+      // A refusal's error frame comes before its close: only a frame of a held place means "Live".
+      if (msg.type !== MSG.ERROR && $("wr-connection").dataset.connection !== "live") { setConnection("live"); }
       handle(msg);
     };
     sock.onclose = (event) => {
