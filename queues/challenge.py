@@ -30,11 +30,6 @@ _SALT = "qms.queues.challenge"
 _VERSION = "v1"
 
 
-# The refusal a failed or missing proof raises (codes pow_required, pow_invalid, pow_expired); the old name is
-# kept until the socket consumer calls `admission.enter` (queues/realtime).
-ChallengeFailed = ProofOfWorkRequired
-
-
 def _signer() -> signing.Signer:
     return signing.Signer(salt=_SALT, algorithm="sha256")
 
@@ -103,5 +98,5 @@ def verify_solution(event, user, challenge: object, solution: object, now: float
         raise ProofOfWorkRequired("This challenge was already used; solve the new one.", code="pow_invalid")
 
 
-__all__ = ["ALGORITHM", "TTL_SECONDS", "ChallengeFailed", "ProofOfWorkRequired", "issue_challenge",
+__all__ = ["ALGORITHM", "TTL_SECONDS", "ProofOfWorkRequired", "issue_challenge",
            "leading_zero_bits", "required", "solve", "solves", "verify_solution"]
