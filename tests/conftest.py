@@ -129,3 +129,16 @@ def fresh_throttles():
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture(params=["locmem", "redis"])
+def shared_cache(request, settings):
+    """The cache holding throttle counters and used proof-of-work challenges: in-process (embedded), or the
+    Redis cache every production process shares, under a key prefix of this test's own."""
+    if request.param == "redis":
+        settings.CACHES = {"default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": request.getfixturevalue("redis_url"),
+            "KEY_PREFIX": request.getfixturevalue("redis_prefix") + ":cache",
+        }}
+    return request.param

@@ -106,7 +106,7 @@ class TestHTTP:
         assert response.status_code == 428
         assert response.json()["code"] == "pow_expired"
 
-    def test_a_used_challenge_cannot_be_replayed(self, client, make_event, store, fan):
+    def test_a_used_challenge_cannot_be_replayed(self, client, make_event, store, fan, shared_cache):
         event = make_event(pow_difficulty=DIFFICULTY, paused=True)
         pow_body = solved(join(client, event).json()["challenge"])
         assert join(client, event, pow_body).status_code == 201

@@ -7,6 +7,7 @@ import secrets
 import subprocess
 
 import pytest
+import redis
 from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
@@ -19,7 +20,14 @@ def rate_count(scope: str) -> int:
     return int(django_settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope].split("/")[0])
 
 
-def test_joins_are_throttled_per_user_with_retry_after(store, make_event, make_user):
+def counted_in_redis(settings, scope: str) -> bool:
+    """The throttle's history sits in the shared Redis cache (every process reads the same counter)."""
+    cache = settings.CACHES["default"]
+    client = redis.Redis.from_url(cache["LOCATION"])
+    return any(client.scan_iter(f"{cache['KEY_PREFIX']}:*throttle_{scope}_*"))
+
+
+def test_joins_are_throttled_per_user_with_retry_after(store, make_event, make_user, shared_cache, settings):
     event = make_event(paused=True)
     client = APIClient()
     client.force_authenticate(make_user())
@@ -32,15 +40,20 @@ def test_joins_are_throttled_per_user_with_retry_after(store, make_event, make_u
     other = APIClient()
     other.force_authenticate(make_user())
     assert other.post(f"/api/events/{event.id}/queue/").status_code == 201  # another fan is not held back
+    if shared_cache == "redis":
+        assert counted_in_redis(settings, "join_user")
 
 
-def test_logins_are_throttled_per_address(make_user):
+def test_logins_are_throttled_per_address(make_user, shared_cache, settings):
     user = make_user()
     client = APIClient()
     for _ in range(rate_count("login_ip")):
         client.post("/api/auth/token/", {"username": user.username, "password": "wrong"}, format="json")
     refused = client.post("/api/auth/token/", {"username": user.username, "password": "pw-123456"}, format="json")
     assert refused.status_code == 429 and "Retry-After" in refused
+    assert refused.json()["code"] == "throttled"
+    if shared_cache == "redis":
+        assert counted_in_redis(settings, "login_ip")
 
 
 def test_page_session_join_needs_the_csrf_token(store, make_event, make_user):
