@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import timedelta
 
@@ -11,17 +10,7 @@ import redis
 from django.utils import timezone
 
 from queues.store import get_store, reset_store_cache
-
-REDIS_URL = os.environ.get("QMS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def require_service(name: str, error: Exception):
-    """Missing services fail the run in CI, and skip only on a developer's machine."""
-    message = f"{name} is required: {error}"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+from tests.services import IN_CI, REDIS_URL, require_service  # noqa: F401 (IN_CI: for modules importing it here)
 
 
 @pytest.fixture(scope="session")

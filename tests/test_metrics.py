@@ -11,20 +11,16 @@ import asyncio
 import json
 import signal
 import subprocess
-import uuid
 
-import psycopg
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 from websockets.asyncio.client import connect
 
 from queues import admission
 from queues.operations import perform
-from tests.conftest import REDIS_URL
-from tests.e2e.servers import PYTHON, ROOT, Process, base_env, free_port, http_json, manage, wait_http
-from tests.e2e.topology import ADMIN_DSN, procfile_commands, require_postgres_and_redis
+from tests.e2e.servers import PYTHON, ROOT, http_json, wait_until, within
+from tests.e2e.topology import require_postgres_and_redis, start_topology, stop_topology
 
 
 def parse(exposition: str) -> dict:
@@ -96,53 +92,19 @@ def test_token_verifications_redemptions_and_rejections_are_counted_by_reason(st
 
 # --- several processes ---------------------------------------------------------------------
 
-SEED = """
-import json
-from datetime import timedelta
-from django.contrib.auth import get_user_model
-from django.utils import timezone
-from rest_framework_simplejwt.tokens import AccessToken
-from events.models import Event
-User = get_user_model()
-event = Event.objects.create(name="Metrics", sale_starts_at=timezone.now() - timedelta(minutes=1), paused=True,
-                             admit_per_minute=600, max_active=1000, reservation_url="https://tickets.example/r")
-fans = [User.objects.create_user(f"fan{i}") for i in range(8)]
-print(json.dumps({"event": event.id, "fans": [[u.id, str(AccessToken.for_user(u))] for u in fans]}))
-"""
-
-
 @pytest.fixture(scope="module")
 def two_daphnes(tmp_path_factory):
-    """Two Daphne processes from the Procfile (PostgreSQL, Redis), one metrics directory, JSON logs."""
+    """Two Daphne processes from the Procfile (PostgreSQL, Redis), one metrics directory, JSON logs; no beat,
+    so only the test admits (with `qms_admit` in a third process)."""
     require_postgres_and_redis()
-    tmp = tmp_path_factory.mktemp("metrics")
-    name = f"qms_metrics_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    ports = [free_port(), free_port()]
-    (tmp / "prometheus").mkdir()
-    env = base_env(DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/{name}", QMS_REDIS_URL=REDIS_URL,
-                   QMS_KEY_PREFIX=f"qms-{name}", PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"),
-                   QMS_LOG_FORMAT="json", QMS_WEB1_PORT=str(ports[0]), QMS_WEB2_PORT=str(ports[1]),
-                   DATABASE_CONN_MAX_AGE="0")
-    servers = {}
+    topology = start_topology(tmp_path_factory.mktemp("metrics"), 8, processes=("web1", "web2"),
+                              QMS_LOG_FORMAT="json")
     try:
-        manage("migrate", "--noinput", "-v0", env=env)
-        seeded = json.loads(manage("shell", "-c", SEED, env=env).splitlines()[-1])
-        commands = procfile_commands()
-        for web in ("web1", "web2"):
-            servers[web] = Process(web, ["bash", "-c", commands[web]], env, tmp)
-        for web, port in zip(("web1", "web2"), ports, strict=True):
-            wait_http(f"http://127.0.0.1:{port}/readyz", timeout=40, process=servers[web])
-        yield {"env": env, "ports": ports, "servers": servers, **seeded}
+        event = topology.create_event(admit_per_minute=600, max_active=1000)  # paused
+        yield {"topology": topology, "env": topology.env, "ports": topology.ports,
+               "servers": topology.processes, "event": event, "fans": topology.fans}
     finally:
-        for server in servers.values():
-            server.stop()
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(f"qms-{name}*", count=1000):
-            client.delete(key)
+        stop_topology(topology)
 
 
 def scrape(port: int) -> dict:
@@ -150,6 +112,16 @@ def scrape(port: int) -> dict:
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         return parse(response.read().decode())
+
+
+def scrape_once_closed(port: int, sockets_open: int, topology) -> dict:
+    """/metrics once the server has counted a close (its disconnect handler runs after the client saw it)."""
+    def counted() -> dict | None:
+        samples = scrape(port)
+        return samples if value(samples, "qms_websockets_open") == sockets_open else None
+
+    return wait_until(counted, 10, lambda: f"qms_websockets_open never {sockets_open}\n{topology.logs()}",
+                      interval=0.1)
 
 
 @pytest.fixture(scope="module")
@@ -170,17 +142,23 @@ def admission_run(two_daphnes) -> dict:
     def socket_url(port: int, fan: int) -> str:
         return f"ws://127.0.0.1:{port}/ws/events/{event}/queue/?token={fans[fan][1]}"
 
+    async def first(socket, kind: str) -> None:
+        """The next frame that is not a progress broadcast is of this kind."""
+        while (message := json.loads(await within(10, f"a {kind} frame", socket.recv())))["type"] == "progress":
+            pass
+        assert message["type"] == kind, message
+
     async def sockets_scenario():
-        on_web2 = await connect(socket_url(web2, 4), proxy=None)
-        assert json.loads(await on_web2.recv())["type"] == "queued"
+        on_web2 = await connect(socket_url(web2, 4), proxy=None, open_timeout=10)
+        await first(on_web2, "queued")
         seen["one_socket_on_web2"] = scrape(web1)
-        on_web1 = await connect(socket_url(web1, 4), proxy=None)  # the same fan, another device
-        assert json.loads(await on_web1.recv())["type"] == "queued"
-        assert json.loads(await on_web2.recv())["type"] == "superseded"
-        await on_web2.wait_closed()
-        seen["superseded"] = scrape(web1)
-        another_on_web2 = await connect(socket_url(web2, 5), proxy=None)
-        assert json.loads(await another_on_web2.recv())["type"] == "queued"
+        on_web1 = await connect(socket_url(web1, 4), proxy=None, open_timeout=10)  # the same fan, another device
+        await first(on_web1, "queued")
+        await first(on_web2, "superseded")
+        await within(10, "the superseded socket's close", on_web2.wait_closed())
+        seen["superseded"] = scrape_once_closed(web1, 1, two_daphnes["topology"])
+        another_on_web2 = await connect(socket_url(web2, 5), proxy=None, open_timeout=10)
+        await first(another_on_web2, "queued")
         seen["two_sockets_seen_from_web2"] = scrape(web2)
         return on_web1
 
@@ -190,18 +168,17 @@ def admission_run(two_daphnes) -> dict:
         two_daphnes["servers"]["web2"].kill(signal.SIGKILL)  # with a socket open
         seen["web2_killed"] = scrape(web1)
         loop.run_until_complete(on_web1.close())
-        seen["all_closed"] = scrape(web1)
+        seen["all_closed"] = scrape_once_closed(web1, 0, two_daphnes["topology"])
     finally:
         loop.close()
 
     admit = subprocess.run([PYTHON, "manage.py", "qms_admit", str(event), "2"], cwd=ROOT, env=two_daphnes["env"],
                            capture_output=True, text=True, timeout=60)
-    assert admit.returncode == 0 and "admitted 2 of 2" in admit.stdout, admit.stderr
+    assert admit.returncode == 0 and "Admitted 2 of 2" in admit.stdout, admit.stderr
     seen["admitted"] = scrape(web1)
     logs = {name: server.log() for name, server in two_daphnes["servers"].items()}
     logs["qms_admit"] = admit.stderr
-    with psycopg.connect(two_daphnes["env"]["DATABASE_URL"]) as conn:
-        issued = [token for (token,) in conn.execute("SELECT token FROM queues_admission")]
+    issued = [token for (token,) in two_daphnes["topology"].sql("SELECT token FROM queues_admission")]
     return {"metrics": seen, "logs": logs, "issued_tokens": issued, "event": event, "fans": fans}
 
 

@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 from queues import tokens, verify
 from queues.verify import AdmissionTokenError, AdmissionTokenMiddleware, AdmissionVerifier, HasAdmissionToken
 
-from .e2e.servers import PYTHON, ROOT, Process, base_env, free_port, http_json, manage, wait_http
+from .e2e.servers import PYTHON, ROOT, EmbeddedServer, Process, http_json, manage, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -73,16 +73,10 @@ class Qms:
 @pytest.fixture(scope="module")
 def qms(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("verify")
-    port = free_port()
-    env = base_env(DATABASE_URL=f"sqlite:///{tmp / 'qms.sqlite3'}", PORT=str(port),
-                   QMS_SIGNING_KEY_DIR=str(tmp / "keys"))
-    manage("migrate", "--noinput", "-v0", env=env)
-    seeded = json.loads(manage("shell", "-c", SEED, env=env).splitlines()[-1])
-    server = Process("serve", [PYTHON, "manage.py", "serve"], env, tmp)
-    base = f"http://127.0.0.1:{port}"
+    server = EmbeddedServer(tmp, seed=[("shell", "-c", SEED)], QMS_SIGNING_KEY_DIR=str(tmp / "keys"))
+    seeded = json.loads(server.seeded[0].splitlines()[-1])
     try:
-        wait_http(f"{base}/readyz", process=server)
-        yield Qms(base, env, tmp / "keys", seeded["events"], seeded["fans"], server)
+        yield Qms(server.base, server.env, tmp / "keys", seeded["events"], seeded["fans"], server.process)
     finally:
         server.stop()
 
@@ -217,9 +211,8 @@ def test_key_rotation_end_to_end(qms):
     signing, published_next = qms.kids()
     output = manage("qms_rotate_key", env=qms.env)
     assert f"signing {published_next}" in output
-    deadline = time.monotonic() + 15
-    while len(qms.kids()) < 3 and time.monotonic() < deadline:  # the server re-reads the directory by itself
-        time.sleep(0.2)
+    # The server re-reads the key directory by itself.
+    wait_until(lambda: len(qms.kids()) >= 3, 15, lambda: f"the JWKS still lists {qms.kids()}", interval=0.2)
     assert qms.kids()[0] == published_next and signing in qms.kids()
 
     after = qms.admitted_token()
@@ -239,6 +232,9 @@ def test_key_rotation_end_to_end(qms):
 
 @pytest.fixture
 def protected_site(qms, settings):
+    # The reservation site's sessions in signed cookies: these tests need no database, so pytest-django
+    # keeps them next to the module's other tests and the module's server starts once.
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
     settings.QMS_ADMISSION = {"JWKS_URL": qms.jwks_url, "EVENT_ID": qms.events[0], "PROTECTED_PATHS": ["/reserve/"],
                               "REDEEM": True}
     verify._verifiers.clear()
@@ -260,7 +256,6 @@ def request_with_session(path: str, session_from=None, **query):
     return request
 
 
-@pytest.mark.django_db
 def test_middleware_admits_redeems_once_keeps_the_fan_in_session_and_refuses_replays(protected_site):
     site, token = reservation_site(), protected_site.admitted_token()
     first = site(request_with_session("/reserve/", token=token))
@@ -271,7 +266,6 @@ def test_middleware_admits_redeems_once_keeps_the_fan_in_session_and_refuses_rep
     assert elsewhere.status_code == 409 and json.loads(elsewhere.content)["code"] == "token_already_redeemed"
 
 
-@pytest.mark.django_db
 def test_middleware_refuses_requests_without_a_valid_token_and_leaves_other_paths_alone(protected_site):
     site = reservation_site()
     missing = site(request_with_session("/reserve/"))
@@ -289,7 +283,6 @@ class BookingView(APIView):
         return Response({"fan": request.admission["sub"]})
 
 
-@pytest.mark.django_db
 def test_drf_permission_needs_an_admission_token_header(protected_site):
     token = protected_site.admitted_token()
     ok = BookingView.as_view()(APIRequestFactory().get("/api/bookings/", HTTP_X_ADMISSION_TOKEN=token))

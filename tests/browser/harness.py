@@ -18,7 +18,7 @@ from pathlib import Path
 import jwt
 
 from queues.management.commands.seed_demo import FAN, OPERATOR
-from tests.e2e.servers import PYTHON, Process, base_env, free_port, http_json, manage, wait_http
+from tests.e2e.servers import EmbeddedServer, http_json
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -35,26 +35,13 @@ for name, password in {users!r}:
 """
 
 
-class QMSServer:
+class QMSServer(EmbeddedServer):
     """`manage.py serve` with the demo logins plus FAN2 and FILLER; events are made per test over the API."""
 
     def __init__(self, workdir: Path, **env: str):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.env = base_env(DATABASE_URL=f"sqlite:///{workdir / 'qms.sqlite3'}", PORT=str(self.port), **env)
-        manage("migrate", "--noinput", "-v0", env=self.env)
-        manage("seed_demo", env=self.env)
-        manage("shell", "-c", _CREATE_USERS.format(users=[FAN2, FILLER]), env=self.env)
-        self.process = Process("serve", [PYTHON, "manage.py", "serve"], self.env, workdir)
+        super().__init__(workdir, seed=[("seed_demo",), ("shell", "-c", _CREATE_USERS.format(users=[FAN2, FILLER]))],
+                         ready_path="/healthz", **env)
         self._tokens: dict[str, str] = {}
-        try:
-            wait_http(f"{self.base}/healthz", process=self.process)
-        except Exception:
-            self.process.stop()
-            raise
-
-    def stop(self) -> None:
-        self.process.stop()
 
     def token(self, login: tuple[str, str]) -> str:
         """A JWT access token for the login (cached)."""

@@ -1,7 +1,12 @@
-"""Start QMS as real processes for end-to-end tests: free ports, readiness, clean shutdown."""
+"""Start QMS as real processes for end-to-end tests: free ports, readiness, deadlines, clean shutdown.
+
+`EmbeddedServer` is the one way tests start `manage.py serve` (the embedded default);
+`topology.py` starts the production topology.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -11,16 +16,57 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free right now: all bound at once, so the kernel cannot hand one out twice."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def wait_until(condition: Callable[[], object], timeout: float, failure: str | Callable[[], str],
+               interval: float = 0.1):
+    """Poll `condition` until it is truthy (returned) or `timeout` seconds pass (AssertionError: `failure`)."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"after {timeout}s: {failure() if callable(failure) else failure}")
+        time.sleep(interval)
+    return result
+
+
+async def wait_until_async(condition: Callable[[], object], timeout: float, failure: str | Callable[[], str],
+                           interval: float = 0.05):
+    """`wait_until` inside an event loop: sleeps without blocking the other coroutines."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"after {timeout}s: {failure() if callable(failure) else failure}")
+        await asyncio.sleep(interval)
+    return result
+
+
+async def within(timeout: float, what: str, awaitable: Awaitable):
+    """Await with a deadline; a timeout fails with what was awaited."""
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError:
+        raise AssertionError(f"{what}: nothing after {timeout}s") from None
 
 
 def base_env(**extra: str) -> dict:
@@ -93,3 +139,30 @@ def http_json(method: str, url: str, body: dict | None = None, token: str | None
     except urllib.error.HTTPError as error:
         raw = error.read()
         return error.code, json.loads(raw) if raw else {}
+
+
+class EmbeddedServer:
+    """`manage.py serve` (the embedded default) on a free port with its own SQLite file, migrated and seeded.
+
+    `seed` lists `manage.py` commands run before the start; their outputs are in `seeded`.
+    """
+
+    def __init__(self, workdir: Path, *, seed: Sequence[Sequence[str]] = (("seed_demo",),),
+                 ready_path: str = "/readyz", **env: str):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = base_env(DATABASE_URL=f"sqlite:///{workdir / 'qms.sqlite3'}", PORT=str(self.port), **env)
+        manage("migrate", "--noinput", "-v0", env=self.env)
+        self.seeded = [manage(*command, env=self.env) for command in seed]
+        self.process = Process("serve", [PYTHON, "manage.py", "serve"], self.env, workdir)
+        try:
+            wait_http(f"{self.base}{ready_path}", process=self.process)
+        except Exception:
+            self.process.stop()
+            raise
+
+    def log(self) -> str:
+        return self.process.log()
+
+    def stop(self) -> None:
+        self.process.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import jwt
@@ -10,22 +9,16 @@ import pytest
 
 from queues.management.commands.seed_demo import FAN, OPERATOR
 
-from .servers import PYTHON, Process, base_env, free_port, http_json, manage, wait_http
+from .servers import EmbeddedServer, http_json, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def embedded_server(tmp_path):
-    port = free_port()
-    env = base_env(DATABASE_URL=f"sqlite:///{tmp_path / 'qms.sqlite3'}", PORT=str(port))
-    manage("migrate", "--noinput", "-v0", env=env)
-    seeded = manage("seed_demo", env=env)
-    server = Process("serve", [PYTHON, "manage.py", "serve"], env, tmp_path)
-    base = f"http://127.0.0.1:{port}"
+    server = EmbeddedServer(tmp_path, ready_path="/healthz")
     try:
-        wait_http(f"{base}/healthz", process=server)
-        yield base, seeded, server
+        yield server.base, server.seeded[0], server
     finally:
         server.stop()
 
@@ -50,13 +43,11 @@ def test_fan_joins_over_http_polls_and_gets_a_token_that_verifies_against_jwks(e
     assert (status, joined["state"], joined["position"]) == (201, "waiting", 1)
     http_json("PATCH", f"{base}/api/events/{event['id']}/", {"paused": False}, operator)
 
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:  # the in-process loop admits within a tick or two
+    def admitted() -> dict | None:  # the in-process loop admits within a tick or two
         status, polled = http_json("GET", f"{base}/api/events/{event['id']}/queue/", token=fan)
-        if polled["state"] == "admitted":
-            break
-        time.sleep(0.3)
-    assert polled["state"] == "admitted", server.log()
+        return polled if polled["state"] == "admitted" else None
+
+    polled = wait_until(admitted, 15, lambda: f"the fan was not admitted\n{server.log()}", interval=0.3)
 
     _, jwks = http_json("GET", f"{base}/.well-known/jwks.json")
     token = polled["admission"]["token"]

@@ -11,17 +11,20 @@ import signal
 import time
 from collections import Counter
 
-import jwt
 import pytest
 
-from .servers import http_json, wait_http
-from .topology import Fan, open_all, require_postgres_and_redis, start_topology, stop_topology
+from queues.verify import AdmissionVerifier
+
+from .servers import http_json, wait_http, wait_until_async
+from .topology import Fan, open_all, require_postgres_and_redis, start_topology, stop_topology, tick_batches
 
 pytestmark = pytest.mark.e2e
 
 FANS = 1000
 RATE_PER_MINUTE = 1200
-RATE_TOLERANCE = 0.25  # observed admission rate within ±25% of the configured rate
+# Observed admission rate within ±10% of the configured rate: a tick late by more than a second (a loaded
+# machine) loses what overflows the bucket, the one deviation the bucket does not make up for.
+RATE_TOLERANCE = 0.10
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +35,6 @@ def topology(tmp_path_factory):
         yield started
     finally:
         stop_topology(started)
-
-
-def jwks_keys(topology) -> dict:
-    _, document = http_json("GET", f"{topology.base(1)}/.well-known/jwks.json")
-    return {key["kid"]: jwt.PyJWK(key) for key in document["keys"]}
 
 
 def ledger(topology, event_id: int) -> list[tuple]:
@@ -75,11 +73,9 @@ def test_fans_across_two_daphnes_are_admitted_once_in_ticket_order_at_the_rate(t
     assert not odd, f"every fan admitted exactly once: {odd}\n{topology.logs()}"
     assert [fan.close_code for fan in fans] == [4000] * count, "the server closes every socket after admitted"
 
-    keys = jwks_keys(topology)
+    verifier = AdmissionVerifier(f"{topology.base(1)}/.well-known/jwks.json")  # as the reservation service does
     for user_id, (message,) in admitted.items():
-        token = message["token"]
-        claims = jwt.decode(token, keys[jwt.get_unverified_header(token)["kid"]], algorithms=["ES256"],
-                            audience="reservation", issuer="qms")
+        claims = verifier.verify(message["token"], event_id=event_id)
         assert (claims["sub"], claims["evt"]) == (str(user_id), event_id)
 
     rows = ledger(topology, event_id)
@@ -87,10 +83,13 @@ def test_fans_across_two_daphnes_are_admitted_once_in_ticket_order_at_the_rate(t
     assert {row[0]: row[1] for row in rows} == tickets
     issued = [row[2] for row in rows]
     assert issued == sorted(issued), "admitted in ticket order"
-    burst = 2 * RATE_PER_MINUTE / 60  # the bucket starts full: two ticks' worth
-    span = (issued[-1] - issued[0]).total_seconds()
-    observed = (count - burst) / span * 60
-    assert abs(observed - RATE_PER_MINUTE) <= RATE_TOLERANCE * RATE_PER_MINUTE, (observed, span)
+    batches = tick_batches(issued)
+    assert len(batches) >= 5, batches
+    # The first tick spends the bucket it starts with (two ticks' worth) and the last admits whoever is left:
+    # the rate is what the ticks in between admitted over the time since the first one.
+    span = batches[-2][0] - batches[0][0]
+    observed = sum(fans for _, fans in batches[1:-1]) / span * 60
+    assert abs(observed - RATE_PER_MINUTE) <= RATE_TOLERANCE * RATE_PER_MINUTE, (observed, batches)
 
 
 def test_worker_killed_and_restarted_mid_run_loses_and_doubles_nobody(topology):
@@ -103,8 +102,8 @@ def test_worker_killed_and_restarted_mid_run_loses_and_doubles_nobody(topology):
         await open_all(fans, concurrency=50)
         topology.set_paused(event_id, False)
         closers = [asyncio.ensure_future(fan.until_closed(timeout=120)) for fan in fans]
-        while sum(bool(fan.of_type("admitted")) for fan in fans) < count // 3:
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: sum(bool(fan.of_type("admitted")) for fan in fans) >= count // 3, 60,
+                               lambda: f"a third of the fans admitted\n{topology.logs()}")
         topology.processes["worker"].kill(signal.SIGKILL)
         await asyncio.sleep(2)
         topology.start("worker")
@@ -141,20 +140,33 @@ def test_a_burst_of_a_thousand_simultaneous_sockets_is_served(topology):
         assert "MaxConnectionsError" not in log and "Traceback" not in log, log[-3000:]
 
 
-def test_redis_settings_survive_the_blocking_read(topology):
-    """A socket idle longer than redis-py's default 5 s timeout keeps receiving (socket_timeout: None)."""
+def test_a_socket_whose_server_heard_nothing_for_longer_than_redis_timeout_still_receives(topology):
+    """The channel layer's blocking read (BZPOPMIN, 5 s) outlives redis-py's socket timeout (socket_timeout: None).
+
+    With beat stopped nothing is broadcast, so web1's read blocks idle; after 7 s a
+    second device on web2 supersedes the fan, and only the channel layer can tell
+    web1's socket (no status pull knows about another device).
+    """
     event_id = topology.create_event(admit_per_minute=RATE_PER_MINUTE)
+    offset = 420  # other users than the other tests'
+    topology.processes["beat"].stop()  # no ticks, so no progress broadcasts: the read idles
 
     async def scenario():
-        fan = Fan(topology, 0, event_id, *topology.fans[0])
+        fan = Fan(topology, 0, event_id, *topology.fans[offset])
         await fan.open()
         await asyncio.sleep(7)
-        await fan.ws.send('{"type": "ping"}')
-        reply = await fan.next()
-        await fan.ws.close()
-        return reply
+        second = Fan(topology, 1, event_id, *topology.fans[offset])
+        await second.open()
+        await fan.next_of("superseded", timeout=10)
+        await fan.until_closed(timeout=10)
+        await second.ws.close()
+        return fan
 
-    assert asyncio.run(scenario())["type"] in {"pong", "progress"}
+    try:
+        fan = asyncio.run(scenario())
+    finally:
+        topology.start("beat")
+    assert (fan.types(), fan.close_code) == (["queued", "superseded"], 4002), topology.logs()
 
 
 def test_a_daphne_killed_mid_queue_loses_nobody_their_place(topology):

@@ -17,13 +17,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from queues.tokens import generate_private_pem
+from tests.services import ADMIN_DSN, REDIS_URL, RUN_ID, postgres_dsn, postgres_port, require_service
 
-from .servers import ROOT, Process, base_env, free_port, http_json, manage, wait_http
+from .servers import ROOT, Process, base_env, free_ports, http_json, manage, wait_http
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-# Broker, store and channel layer; every key and the Celery queue carry the topology's own prefix,
-# so two test runs at once do not meet.
-REDIS_DB_URL = "redis://127.0.0.1:6379/7"
+# Broker, store and channel layer: the run's Redis (QMS_TEST_REDIS_URL). Every key and the Celery queue
+# carry the topology's own prefix, and its database its own name, so two test runs at once do not meet.
+REDIS_DB_URL = REDIS_URL
 
 SEED = """
 import json
@@ -40,8 +40,6 @@ print(json.dumps({"staff": str(AccessToken.for_user(staff)),
 
 def require_postgres_and_redis() -> None:
     """The topology's services answer; in CI a missing one fails the test (never skips)."""
-    from tests.conftest import require_service
-
     try:
         psycopg.connect(ADMIN_DSN, connect_timeout=3).close()
         redis.Redis.from_url(REDIS_DB_URL, socket_connect_timeout=3).ping()
@@ -120,25 +118,28 @@ class Topology:
             proc.stop()
 
 
-def start_topology(tmp: Path, fans: int, *, database_port: int = 5432, redis_url: str = REDIS_DB_URL) -> Topology:
-    """Create a database, seed `fans` fans and start web1, web2, worker and beat, with production's settings.
+def start_topology(tmp: Path, fans: int, *, database_port: int | None = None, redis_url: str = REDIS_DB_URL,
+                   processes: tuple[str, ...] = ("web1", "web2", "worker", "beat"), **env: str) -> Topology:
+    """Create a database, seed `fans` fans and start `processes` (the Procfile's lines) with production's settings.
 
-    `database_port` and `redis_url` let fault tests put a proxy or a Redis of their own in between.
+    `database_port` and `redis_url` let fault tests put a proxy or a Redis of their own in between; `env`
+    adds settings (QMS_LOG_FORMAT=json, ...).
     """
-    name = f"qms_e2e_{uuid.uuid4().hex[:8]}"
+    name = f"qms_e2e_{RUN_ID}_{uuid.uuid4().hex[:8]}"[:63]  # PostgreSQL's identifier limit
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     key_file = tmp / "signing-key.pem"
     key_file.write_text(generate_private_pem())
-    ports = [free_port(), free_port()]
-    database_url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    ports = free_ports(2)
+    database_url = postgres_dsn(name)
     env = base_env(
-        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{database_port}/{name}", QMS_REDIS_URL=redis_url,
+        DATABASE_URL=postgres_dsn(name, port=database_port or postgres_port()), QMS_REDIS_URL=redis_url,
         QMS_KEY_PREFIX=f"qms-e2e-{name}",
         QMS_SIGNING_KEY_FILE=str(key_file), QMS_WEB1_PORT=str(ports[0]), QMS_WEB2_PORT=str(ports[1]),
         QMS_BEAT_SCHEDULE_FILE=str(tmp / "celerybeat-schedule"),
         PROMETHEUS_MULTIPROC_DIR=str(tmp / "prometheus"),
         DATABASE_POOL="1",  # as in production, whatever the test run's own setting
+        **env,
     )
     (tmp / "prometheus").mkdir(exist_ok=True)
     topology = Topology(env, ports, tmp, database_url, "", [], name=name)
@@ -146,11 +147,11 @@ def start_topology(tmp: Path, fans: int, *, database_port: int = 5432, redis_url
         manage("migrate", "--noinput", "-v0", env=env)
         seeded = json.loads(manage("shell", "-c", SEED.replace("FAN_COUNT", str(fans)), env=env).splitlines()[-1])
         topology.staff_token, topology.fans = seeded["staff"], [tuple(fan) for fan in seeded["fans"]]
-        for process in ("web1", "web2", "worker", "beat"):
+        for process in processes:
             topology.start(process)
         for index in range(2):
             wait_http(f"{topology.base(index)}/readyz", timeout=40,
-                      process=topology.processes[f"web{index + 1}"])
+                      process=topology.processes.get(f"web{index + 1}"))
     except Exception:
         stop_topology(topology)
         raise
@@ -163,10 +164,24 @@ def stop_topology(topology: Topology) -> None:
         conn.execute(f"DROP DATABASE IF EXISTS {topology.name} WITH (FORCE)")
     try:
         client = redis.Redis.from_url(topology.env["QMS_REDIS_URL"], socket_connect_timeout=2)
-        for key in client.scan_iter(f"{topology.env['QMS_KEY_PREFIX']}*", count=1000):
-            client.delete(key)
+        prefix = topology.env["QMS_KEY_PREFIX"]
+        for pattern in (f"{prefix}*", f"_kombu.binding.{prefix}*"):  # kombu names its bindings by queue
+            for key in client.scan_iter(pattern, count=1000):
+                client.delete(key)
     except redis.ConnectionError:
         pass  # a fault test's own Redis, already gone
+
+
+def tick_batches(issued: list) -> list[tuple[float, int]]:
+    """(seconds after the first, fans) per tick: a tick's rows are milliseconds apart, ticks about a second."""
+    batches: list[tuple[float, int]] = []
+    last = None
+    for at in issued:
+        if last is None or (at - last).total_seconds() > 0.4:
+            batches.append(((at - issued[0]).total_seconds(), 0))
+        batches[-1] = (batches[-1][0], batches[-1][1] + 1)
+        last = at
+    return batches
 
 
 class Fan:
@@ -183,21 +198,36 @@ class Fan:
         self.ws = await connect(self.url, proxy=None, compression=None, open_timeout=30, max_queue=None)
         return await self.next()
 
-    async def next(self) -> dict:
-        raw = await self.ws.recv()
+    async def next(self, timeout: float = 30) -> dict:
+        """The next frame; TimeoutError if none comes within `timeout` seconds."""
+        try:
+            raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"fan {self.user_id}: no frame within {timeout}s after {self.types()}") from None
         message = json.loads(raw)
         message["received_at"] = time.time()
         self.messages.append(message)
+        return message
+
+    async def next_of(self, kind: str, timeout: float) -> dict:
+        """The next frame of this kind, skipping others; TimeoutError if none comes within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while (message := await self.next(max(0.0, deadline - time.monotonic())))["type"] != kind:
+            pass
         return message
 
     async def until_closed(self, timeout: float) -> None:
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    await self.next()
+                    await self.next(timeout)
         except (ConnectionClosed, TimeoutError):
             pass  # a timeout shows as a missing `admitted` and close code in the assertions
         self.close_code = self.ws.close_code
+
+    def types(self) -> list[str]:
+        """The kinds of frames received so far, `progress` left out."""
+        return [m["type"] for m in self.messages if m["type"] != "progress"]
 
     def of_type(self, kind: str) -> list[dict]:
         return [m for m in self.messages if m["type"] == kind]
