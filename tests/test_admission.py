@@ -9,20 +9,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connections
 from django.utils import timezone
 
 from queues import admission
 from queues.models import Admission
+from tests.fans import make_fans
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def make_fans(count: int, prefix: str = "fan") -> list:
-    users = get_user_model()
-    users.objects.bulk_create([users(username=f"{prefix}{i}") for i in range(count)])
-    return list(users.objects.filter(username__startswith=prefix).order_by("id"))
 
 
 def in_thread(fn):

@@ -21,15 +21,9 @@ from queues.admin import admissions_per_minute
 from queues.models import Admission
 from queues.operations import OPERATIONS, perform
 from queues.refusals import QueueClosed
+from tests.fans import queue_fans
 
 pytestmark = pytest.mark.django_db
-
-
-def queue_fans(event: Event, make_user, count: int) -> list:
-    fans = [make_user() for _ in range(count)]
-    for fan in fans:
-        admission.join(event, fan)
-    return fans
 
 
 def staff_client(make_user) -> APIClient:

@@ -16,6 +16,7 @@ from events.models import Event
 from queues import admission, tokens
 from queues.models import Admission
 from queues.operations import OPERATIONS
+from tests.fans import queue_fans
 
 pytestmark = pytest.mark.django_db
 
@@ -36,13 +37,6 @@ def redis_store(settings, request):
     reset_store_cache()
     yield
     reset_store_cache()
-
-
-def queue_fans(event: Event, make_user, count: int) -> list:
-    fans = [make_user() for _ in range(count)]
-    for fan in fans:
-        admission.join(event, fan)
-    return fans
 
 
 def test_status_prints_the_live_numbers_of_an_event_named_by_id_or_slug(redis_store, make_event, make_user):

@@ -13,18 +13,13 @@ from django.utils import timezone
 
 from events.models import Event
 from queues import admission
+from tests.fans import make_fans
 
 pytestmark = pytest.mark.django_db
 
 FANS = 300
 QUINTILES = 5
 CHI_SQUARE_CRITICAL = 39.25  # (5-1)^2 = 16 degrees of freedom, p = 0.001
-
-
-def make_fans(count: int) -> list:
-    users = get_user_model()
-    users.objects.bulk_create([users(username=f"m{i}") for i in range(count)])
-    return list(users.objects.filter(username__startswith="m").order_by("id"))
 
 
 def queue_up(event, fans) -> dict[int, int]:
@@ -84,7 +79,7 @@ def test_passthrough_admits_on_join_up_to_max_active(store, make_event):
                        sale_starts_at=timezone.now() + timedelta(hours=1))  # no pre-queue either
     states = [admission.join(event, fan).state for fan in make_fans(80)]
     assert states == ["admitted"] * 50 + ["waiting"] * 30
-    first = admission.status(event, get_user_model().objects.get(username="m0")).admission
+    first = admission.status(event, get_user_model().objects.get(username="crowd0")).admission
     admission.release(first.token)
     assert len(admission.tick(event).admitted) == 1  # capacity, not the rate, is the limit
 

@@ -12,11 +12,11 @@ import time
 from collections import Counter
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
 
 from queues import admission
 from queues.models import Admission
+from tests.fans import make_fans
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,12 +25,6 @@ RATE_PER_SECOND = 60.0  # admit_per_minute=3600
 TICK_SECONDS = 0.25  # burst = 2 x rate x tick = 30 fans: a fifth of the queue
 QUEUE = 150
 DEADLINE_SECONDS = 60
-
-
-def make_fans(count: int, prefix: str) -> list:
-    users = get_user_model()
-    users.objects.bulk_create([users(username=f"{prefix}{i}") for i in range(count)])
-    return list(users.objects.filter(username__startswith=prefix).order_by("id"))
 
 
 def run_in_threads(target, count: int, timeout: float = DEADLINE_SECONDS) -> list:

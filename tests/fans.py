@@ -1,0 +1,26 @@
+"""Crowds of fans for the service-level tests: many users in one query, or users queued for an event."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+
+from events.models import Event
+from queues import admission
+
+
+def make_fans(count: int, prefix: str = "crowd") -> list:
+    """`count` users `<prefix>0`, `<prefix>1`, ... made in one query, in id order.
+
+    The default prefix keeps them apart from `make_user`'s `fan<n>` users in the same test.
+    """
+    users = get_user_model()
+    users.objects.bulk_create([users(username=f"{prefix}{i}") for i in range(count)])
+    return list(users.objects.filter(username__startswith=prefix).order_by("id"))
+
+
+def queue_fans(event: Event, make_user, count: int) -> list:
+    """`count` new fans (from the `make_user` fixture), each joined to `event` in turn."""
+    fans = [make_user() for _ in range(count)]
+    for fan in fans:
+        admission.join(event, fan)
+    return fans
