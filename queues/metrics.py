@@ -1,7 +1,7 @@
 """Prometheus metrics of the waiting room, and their `/metrics` exposition.
 
 Counters and histograms are counted where things happen (joins and ticks in
-`queues.admission`, sockets in `queues.consumers`). With
+`queues.admission`, sockets in `queues.realtime.consumer`). With
 `PROMETHEUS_MULTIPROC_DIR` set, every process (Daphne, Celery worker, a
 management command) writes its values to files there and `/metrics` adds them
 up; without it (the embedded default) they live in this process. The queue's
