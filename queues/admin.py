@@ -32,7 +32,7 @@ from events.models import Event
 
 from . import admission
 from .models import Admission
-from .operations import OPERATIONS, Operation
+from .operations import OPERATIONS, Operation, problems
 from .refusals import Refusal
 
 CHART_MINUTES = 30
@@ -241,8 +241,7 @@ class EventAdmin(admin.ModelAdmin):
             arguments = operation.clean(data)
             outcome = operation.perform(event, arguments, actor=request.user)
         except ValidationError as invalid:
-            problems = "; ".join(f"{name}: {' '.join(map(str, errors))}" for name, errors in invalid.detail.items())
-            self.message_user(request, problems, messages.ERROR)
+            self.message_user(request, problems(invalid), messages.ERROR)
             return
         except Refusal as refused:
             self.message_user(request, refused.detail, messages.ERROR)

@@ -174,6 +174,11 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
 )}
 
 
+def problems(invalid: serializers.ValidationError) -> str:
+    """The refused arguments in one line for a person (`count: Ensure this value is ...`)."""
+    return "; ".join(f"{name}: {' '.join(map(str, errors))}" for name, errors in invalid.detail.items())
+
+
 def perform(name: str, event: Event, actor=None, **arguments) -> Outcome:
     """Run the operation called `name` (services and tests; the fronts go through `OPERATIONS`)."""
     return OPERATIONS[name].perform(event, arguments, actor)

@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from rest_framework.exceptions import ValidationError
 
 from queues import admission
-from queues.operations import OPERATIONS, Operation
+from queues.operations import OPERATIONS, Operation, problems
 from queues.refusals import Refusal
 
 from .qms_status import EventCommand
@@ -43,8 +43,7 @@ class OperationCommand(EventCommand):
         try:
             arguments = operation.clean(data)
         except ValidationError as invalid:
-            raise CommandError("; ".join(f"{name}: {' '.join(map(str, errors))}"
-                                         for name, errors in invalid.detail.items())) from None
+            raise CommandError(problems(invalid)) from None
         self.needs_shared_store = operation.needs_shared_store
         event = self.event(options["event"])
         if operation.confirm and not options.get("yes"):
