@@ -157,7 +157,8 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
 
     async def close(self, code=None, reason=None):
         self.closing = True
-        await super().close(code, reason)
+        # A plain int: Daphne refuses an IntEnum (CloseCode) as a close code and fails the socket with 1011.
+        await super().close(code if code is None else int(code), reason)
 
     async def end(self, message: dict, close_code: int) -> None:
         """The last message of this socket (admitted, superseded, an error...), then the close that says why.
