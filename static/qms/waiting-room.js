@@ -630,6 +630,7 @@
       fail(_("We could not check your browser. Try again.")); return null;
     }
     powRounds += 1;
+    root.dataset.powChecks = String(Number(root.dataset.powChecks || 0) + 1); // solves started (browser tests)
     stopEverything();
     setPhase("checking");
     setConnection("checking");
@@ -657,7 +658,6 @@
     }
     powRounds = 0;
     root.dataset.pow = "solved"; // for the curious (and the browser tests): this page did the work
-    root.dataset.powSolves = String(Number(root.dataset.powSolves || 0) + 1);
     applyStatus(result.body);
     if (!TERMINAL.has(S.phase)) { connect(); } // the place exists now: the socket needs no solution
   }
