@@ -122,6 +122,11 @@ class ReservationDesk:
         self.server.server_close()
 
 
+def room(event: dict) -> str:
+    """The path of an event's waiting-room page."""
+    return f"/events/{event['id']}/waiting-room/"
+
+
 def log_in(page, base: str, login: tuple[str, str], next_path: str) -> None:
     """Through the login form, as a fan would (the page sends them back to `next_path`)."""
     page.goto(f"{base}{next_path}")
@@ -141,4 +146,4 @@ def log_in_admin(page, base: str, next_path: str) -> None:
 
 
 __all__ = ["CHROMIUM", "CHROMIUM_ARGS", "FAN", "FAN2", "FILLER", "OPERATOR", "QMSServer", "ReservationDesk",
-           "log_in", "log_in_admin"]
+           "log_in", "log_in_admin", "room"]

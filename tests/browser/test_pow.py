@@ -5,15 +5,11 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from .harness import FAN, FAN2, FILLER
+from .harness import FAN, FAN2, FILLER, room
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 DIFFICULTY = 16  # the default we suggest to operators (docs/PERFORMANCE.md has the solve times)
-
-
-def room(event: dict) -> str:
-    return f"/events/{event['id']}/waiting-room/"
 
 
 def test_the_page_solves_the_challenge_and_joins_then_keeps_the_place_without_solving_again(qms, open_tab):

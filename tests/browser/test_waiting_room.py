@@ -8,13 +8,9 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from .harness import FAN, FAN2
+from .harness import FAN, FAN2, room
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-
-
-def room(event: dict) -> str:
-    return f"/events/{event['id']}/waiting-room/"
 
 
 def test_fans_wait_in_the_prequeue_then_follow_their_place_live_and_are_admitted_in_order(qms, desk, open_tab):
