@@ -120,14 +120,19 @@ def fresh_throttles():
     cache.clear()
 
 
+def redis_cache_settings(request) -> dict:
+    """Production's cache (Redis, shared by every process) under this test's own key prefix."""
+    return {"default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": request.getfixturevalue("redis_url"),
+        "KEY_PREFIX": request.getfixturevalue("redis_prefix") + ":cache",
+    }}
+
+
 @pytest.fixture(params=["locmem", "redis"])
 def shared_cache(request, settings):
     """The cache holding throttle counters and used proof-of-work challenges: in-process (embedded), or the
-    Redis cache every production process shares, under a key prefix of this test's own."""
+    Redis cache every production process shares."""
     if request.param == "redis":
-        settings.CACHES = {"default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": request.getfixturevalue("redis_url"),
-            "KEY_PREFIX": request.getfixturevalue("redis_prefix") + ":cache",
-        }}
+        settings.CACHES = redis_cache_settings(request)
     return request.param

@@ -1,6 +1,8 @@
 """Fuzzing: schemathesis against the OpenAPI schema, hypothesis-generated WebSocket frames.
 
-Zero 5xx and zero crashed consumers, whatever a client sends.
+Zero 5xx and zero crashed consumers, whatever a client sends: on the embedded
+backends and on production's (Redis store, channel layer and cache; PostgreSQL
+whenever the run's DATABASE_URL is, as under `make test`).
 """
 
 from __future__ import annotations
@@ -18,13 +20,23 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from qms_project.asgi import application
 
+from .conftest import redis_cache_settings
+
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
 
 FUZZ_SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @pytest.fixture
-def staff_headers(make_user, make_event):
+def backends(realtime, request, settings):
+    """Store, channel layer and cache: in-memory all three (embedded), or Redis all three (production)."""
+    if realtime == "redis":
+        settings.CACHES = redis_cache_settings(request)
+    return realtime
+
+
+@pytest.fixture
+def staff_headers(backends, make_user, make_event):
     make_event(paused=True)  # something for /api/events/{id}/... to find
     user = make_user(is_staff=True)
     return {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
@@ -59,7 +71,7 @@ frames = st.one_of(
 @pytest.mark.django_db(transaction=True)
 @given(batch=st.lists(frames, min_size=1, max_size=8))
 @FUZZ_SETTINGS
-def test_no_frame_crashes_the_consumer(batch, make_user, make_event):
+def test_no_frame_crashes_the_consumer(batch, backends, make_user, make_event):
     event = make_event(paused=True)
     token = str(AccessToken.for_user(make_user()))
 
