@@ -48,3 +48,23 @@ def test_a_german_browser_follows_its_place_in_german(qms, german_page):
     expect(page.locator("#wr-pill")).to_have_text("In der Warteschlange")
     german_eta = re.compile(r"^(Etwa \d+ Minuten?|Weniger als eine Minute|Jeden Moment)$")
     expect(page.locator("#wr-eta")).to_have_text(german_eta)
+
+
+def test_the_demo_reservation_desk_speaks_german_and_words_not_codes(qms, german_page):
+    event = qms.create_event(name="Demo-Konzert", reservation_url=f"{qms.base}/demo/reservation/")
+    joined = qms.api("POST", f"/api/events/{event['id']}/queue/", login=FAN2)  # nobody waiting: in at once
+    page = german_page
+
+    page.goto(joined["admission"]["redirect_url"])
+    expect(page.get_by_role("heading", name="Sie sind dran: Demo-Konzert")).to_be_visible()
+    expect(page.get_by_text("Gültig bis")).to_be_visible()
+    page.get_by_role("button", name="Buchung abschließen").click()
+    expect(page.get_by_role("heading", name="Gebucht – viel Spaß bei der Veranstaltung")).to_be_visible()
+
+    page.goto(joined["admission"]["redirect_url"])  # the same admission again: refused, in words
+    expect(page.get_by_role("heading", name="Einlass nicht angenommen")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_text("Dieser Einlass wurde zurückgegeben und gilt nicht mehr.")
+
+    page.goto(f"{qms.base}/demo/reservation/?token=not-a-token")
+    expect(page.get_by_role("alert")).to_have_text(
+        "Dieser Link enthält keinen gültigen Einlass. Kehren Sie in den Warteraum zurück.")

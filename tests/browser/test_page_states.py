@@ -112,3 +112,10 @@ def test_in_random_mode_the_page_shows_no_place_number_only_the_servers_numbers(
                            " || document.getElementById('waiting-room').dataset.state === 'admitted'")
     if page.locator("#waiting-room").get_attribute("data-state") != "admitted":
         expect(page.locator("#wr-position")).to_be_hidden()  # the watermark moved: still no derived place
+
+
+def test_an_unknown_event_gets_a_page_in_words_with_a_way_back(qms, open_tab):
+    page = open_tab(FAN, "/events/999999/waiting-room/")
+    expect(page.get_by_role("heading", name="This event does not exist")).to_be_visible()
+    page.get_by_role("link", name="See all events").click()
+    expect(page).to_have_url(f"{qms.base}/")
