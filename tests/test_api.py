@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from events.models import Event
+from queues import admission
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +73,11 @@ def test_session_login_works_for_the_page(store, make_event, make_user):
     user = make_user()
     client = APIClient()
     client.force_login(user)
-    assert client.post(f"/api/events/{event.id}/queue/").status_code == 201
+    joined = client.post(f"/api/events/{event.id}/queue/")
+    assert joined.status_code == 201
+    assert (joined.json()["state"], joined.json()["position"]) == ("waiting", 1)
+    assert client.get(f"/api/events/{event.id}/queue/").json()["ticket"] == joined.json()["ticket"]  # the session's fan
+    assert admission.status(event, user).ticket == joined.json()["ticket"]
 
 
 @pytest.mark.parametrize("method", ["get", "post", "delete"])

@@ -72,7 +72,10 @@ def test_staff_endpoints_refuse_fans(store, make_event, make_user):
     for path in (f"/api/events/{event.id}/queue/stats/", f"/api/events/{event.id}/queue/pause/"):
         response = client.get(path) if path.endswith("stats/") else client.post(path)
         assert (response.status_code, response.json()["code"]) == (403, "permission_denied"), path
-    assert client.patch(f"/api/events/{event.id}/", {"paused": True}, format="json").status_code == 403
+    refused = client.patch(f"/api/events/{event.id}/", {"paused": True}, format="json")
+    assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
+    event.refresh_from_db()
+    assert event.paused is False  # and nothing changed
 
 
 def check_deploy(tmp_path, **env) -> tuple[int, set[str], str]:
