@@ -73,7 +73,7 @@ GETTEXT_TOOLS = ("msgfmt", "msgattrib")
 @pytest.fixture(scope="module")
 def gettext_tools() -> None:
     """`make test` installs GNU gettext (the `gettext` target); a run without it cannot check the catalogs."""
-    from .conftest import require_service
+    from .services import require_service
 
     missing = [tool for tool in GETTEXT_TOOLS if shutil.which(tool) is None]
     if missing:
