@@ -26,7 +26,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def broker(settings):
     """Celery's in-memory broker, emptied before and after: what was published, in order."""
-    app.conf.broker_url = "memory://"
+    # The embedded settings' broker already; said again so a shell with QMS_REDIS_URL set publishes nowhere real.
+    previous, app.conf.broker_url = app.conf.broker_url, "memory://"
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
 
     def drain() -> list:
@@ -43,6 +44,7 @@ def broker(settings):
     drain()
     yield drain
     drain()
+    app.conf.broker_url = previous
 
 
 def waiting_fans(event, count: int) -> list:
