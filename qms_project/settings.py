@@ -38,7 +38,10 @@ if _env_bool("DJANGO_SECURE", False):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "qms-embedded-insecure-secret-key-change-me-in-production-0123456789")
+# The embedded default is public (it is in this file): Django's "django-insecure-" prefix makes
+# `check --deploy` refuse it (security.W009) when DJANGO_SECURE=1 is set without a key of one's own.
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY",
+                            "django-insecure-qms-embedded-secret-key-change-me-in-production-0123456789")
 ALLOWED_HOSTS = _env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,[::1]")
 CSRF_TRUSTED_ORIGINS = _env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
 

@@ -80,16 +80,18 @@ def test_staff_endpoints_refuse_fans(store, make_event, make_user):
 
 def check_deploy(tmp_path, **env) -> tuple[int, set[str], str]:
     """`manage.py check --deploy` in a fresh process with `env`: exit status, warning ids, output."""
+    # Only the switches given here: none inherited from the shell that runs the tests.
+    inherited = {name: value for name, value in base_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}").items()
+                 if not name.startswith("DJANGO_") or name == "DJANGO_SETTINGS_MODULE"}
     result = subprocess.run([PYTHON, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
-                            env=base_env(DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}", **env),
-                            capture_output=True, text=True, timeout=120)
+                            env={**inherited, **env}, capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     return result.returncode, set(re.findall(r"\((security\.[EW]\d+)\)", output)), output
 
 
-# What the embedded defaults leave for `DJANGO_SECURE=1` to switch on: no HSTS, no HTTPS redirect, session
-# and CSRF cookies sent over plain HTTP.
-EMBEDDED_WARNINGS = {"security.W004", "security.W008", "security.W012", "security.W016"}
+# What the embedded defaults leave for production to switch on: no HSTS, no HTTPS redirect, session and CSRF
+# cookies sent over plain HTTP (DJANGO_SECURE=1), and the public embedded secret key (DJANGO_SECRET_KEY).
+EMBEDDED_WARNINGS = {"security.W004", "security.W008", "security.W012", "security.W016", "security.W009"}
 
 
 def test_production_settings_pass_check_deploy(tmp_path):
@@ -99,9 +101,9 @@ def test_production_settings_pass_check_deploy(tmp_path):
     assert (returncode, warnings) == (0, set()), output
 
 
-def test_embedded_defaults_fail_check_deploy_on_exactly_the_https_switches(tmp_path):
+def test_embedded_defaults_fail_check_deploy_naming_what_production_must_set(tmp_path):
     """The check is real: without the production switches it names what is missing, and nothing else
-    (DEBUG stays off and the secret key passes Django's checks even in the embedded run)."""
+    (DEBUG stays off even in the embedded run)."""
     returncode, warnings, output = check_deploy(tmp_path)
     assert returncode != 0
     assert warnings == EMBEDDED_WARNINGS, output
@@ -109,12 +111,13 @@ def test_embedded_defaults_fail_check_deploy_on_exactly_the_https_switches(tmp_p
 
 @pytest.mark.parametrize(("env", "warning"), [
     ({"DJANGO_DEBUG": "1"}, "security.W018"),
-    ({"DJANGO_SECRET_KEY": "django-insecure-" + "x" * 50}, "security.W009"),
+    ({"DJANGO_SECRET_KEY": None}, "security.W009"),  # unset: the embedded key, which is public
     ({"DJANGO_HSTS_SECONDS": "0"}, "security.W004"),
 ])
 def test_one_production_switch_undone_is_named(tmp_path, env, warning):
     production = {"DJANGO_SECURE": "1", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
                   "DJANGO_ALLOWED_HOSTS": "queue.example.com"}
-    returncode, warnings, output = check_deploy(tmp_path, **{**production, **env})
+    production.update(env)
+    returncode, warnings, output = check_deploy(tmp_path, **{k: v for k, v in production.items() if v is not None})
     assert returncode != 0
     assert warnings == {warning}, output
