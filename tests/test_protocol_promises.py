@@ -246,13 +246,8 @@ def solved_state(frame: dict) -> str:
 # --- language of API errors -----------------------------------------------------------------------
 
 
-# Broken today (reported): DRF's own messages follow the request's language, the project's do not.
-DRF_TRANSLATES = pytest.mark.xfail(strict=True, reason="DRF's built-in details and field errors come out in German")
-
-
-@pytest.mark.parametrize("case", [pytest.param("unauthenticated", marks=DRF_TRANSLATES), "unknown_event", "draining",
-                                  "pow_required", pytest.param("invalid_field", marks=DRF_TRANSLATES),
-                                  "not_found_route"])
+@pytest.mark.parametrize("case", ["unauthenticated", "unknown_event", "draining", "pow_required",
+                                  "invalid_field", "not_found_route"])
 def test_api_details_stay_english_under_a_german_accept_language(case, store, make_event, make_user):
     fan = make_user()
     client = APIClient()
