@@ -74,11 +74,15 @@ class QueueStatsView(APIView):
         return Response(QueueStatsSerializer(admission.stats(get_event(event_id))).data)
 
 
-class VerifyAdmissionView(APIView):
-    """Verify an admission token against the keys and the ledger; `redeem: true` uses it up (once)."""
+class ReservationServiceView(APIView):
+    """Called by the reservation service with a fan's admission token: the token is the credential."""
 
     permission_classes = [permissions.AllowAny]
     authentication_classes: list = []
+
+
+class VerifyAdmissionView(ReservationServiceView):
+    """Verify an admission token against the keys and the ledger; `redeem: true` uses it up (once)."""
 
     @extend_schema(request=VerifyRequestSerializer, responses={200: VerifyResponseSerializer, **ERRORS})
     def post(self, request):
@@ -91,11 +95,8 @@ class VerifyAdmissionView(APIView):
         return Response(VerifyResponseSerializer(data).data)
 
 
-class ReleaseAdmissionView(APIView):
+class ReleaseAdmissionView(ReservationServiceView):
     """The reservation service is done with this fan: free the slot (idempotent)."""
-
-    permission_classes = [permissions.AllowAny]
-    authentication_classes: list = []
 
     @extend_schema(request=ReleaseRequestSerializer, responses={200: ReleaseResponseSerializer, **ERRORS})
     def post(self, request):

@@ -110,6 +110,12 @@ def _set_flags(event: Event, **flags: bool) -> Outcome:
     return Outcome()
 
 
+def _switch(name: str, label: str, summary: str, done: str, flag: str, value: bool, **options) -> Operation:
+    """An operation that sets one of the event's flags, offered while the flag is the other way."""
+    return Operation(name, label, summary, functools.partial(_set_flags, **{flag: value}), done,
+                     offered_when=(flag, not value), **options)
+
+
 def _admit(event: Event, count: int) -> Outcome:
     result = admission.tick(event, extra=count, lease_wait=5.0)
     if not result.ran:
@@ -123,17 +129,25 @@ def _reset(event: Event) -> Outcome:
 
 MAX_ADMIT_AT_ONCE = 10_000
 
+# What the operator confirms first, %-formatted with how many wait.
+DRAIN_WARNING = ngettext_lazy(
+    "No new fans can join. The %(waiting)d fan waiting keeps the place and will be admitted. "
+    "You can undo this (Take joins again).",
+    "No new fans can join. The %(waiting)d fans waiting keep their places and will be admitted. "
+    "You can undo this (Take joins again).", "waiting",
+)
+RESET_WARNING = ngettext_lazy(
+    "%(waiting)d fan waiting will lose their place and be told the queue was reset. "
+    "Admissions already issued stay valid. This cannot be undone.",
+    "%(waiting)d fans waiting will lose their place and be told the queue was reset. "
+    "Admissions already issued stay valid. This cannot be undone.", "waiting",
+)
+
 OPERATIONS: dict[str, Operation] = {op.name: op for op in (
-    Operation(
-        "pause", _("Pause admission"), _("Stop admitting; fans keep their places and keep joining."),
-        functools.partial(_set_flags, paused=True), _("%(event)s: admission paused. Fans keep their places."),
-        offered_when=("paused", False),
-    ),
-    Operation(
-        "resume", _("Resume admission"), _("Admit again at the configured rate."),
-        functools.partial(_set_flags, paused=False), _("%(event)s: admission resumed."),
-        offered_when=("paused", True),
-    ),
+    _switch("pause", _("Pause admission"), _("Stop admitting; fans keep their places and keep joining."),
+            _("%(event)s: admission paused. Fans keep their places."), "paused", True),
+    _switch("resume", _("Resume admission"), _("Admit again at the configured rate."),
+            _("%(event)s: admission resumed."), "paused", False),
     Operation(
         "admit", _("Admit"),
         _("Admit up to `count` fans at once, beyond the rate (within `max_active`), even while paused."),
@@ -142,35 +156,19 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
                                                         "`max_active` still holds."), 1, MAX_ADMIT_AT_ONCE, 10),),
         needs_shared_store=True,
     ),
-    Operation(
+    _switch(
         "drain", _("Drain (no new joins)"),
         _("Take no new joins (409 `queue_draining`); everyone already waiting is still admitted. "
           "`undrain` takes joins again."),
-        functools.partial(_set_flags, draining=True),
-        _("%(event)s: draining — no new joins, everyone waiting will be admitted."),
-        confirm=ngettext_lazy(
-            "No new fans can join. The %(waiting)d fan waiting keeps the place and will be admitted. "
-            "You can undo this (Take joins again).",
-            "No new fans can join. The %(waiting)d fans waiting keep their places and will be admitted. "
-            "You can undo this (Take joins again).", "waiting"),
-        offered_when=("draining", False),
+        _("%(event)s: draining — no new joins, everyone waiting will be admitted."), "draining", True,
+        confirm=DRAIN_WARNING,
     ),
-    Operation(
-        "undrain", _("Take joins again"), _("Undo a drain: new fans may join again (those refused may retry)."),
-        functools.partial(_set_flags, draining=False), _("%(event)s: taking new joins again."),
-        offered_when=("draining", True),
-    ),
-    Operation(
-        "reset", _("Reset queue"),
-        _("Empty the queue: every waiting fan loses the place (socket closed with 4003); admissions stay valid."),
-        _reset, _("%(event)s: queue reset, %(dropped)d fans lost their place."),
-        confirm=ngettext_lazy(
-            "%(waiting)d fan waiting will lose their place and be told the queue was reset. "
-            "Admissions already issued stay valid. This cannot be undone.",
-            "%(waiting)d fans waiting will lose their place and be told the queue was reset. "
-            "Admissions already issued stay valid. This cannot be undone.", "waiting"),
-        needs_shared_store=True,
-    ),
+    _switch("undrain", _("Take joins again"), _("Undo a drain: new fans may join again (those refused may retry)."),
+            _("%(event)s: taking new joins again."), "draining", False),
+    Operation("reset", _("Reset queue"), _("Empty the queue: every waiting fan loses the place (socket closed "
+                                           "with 4003); admissions stay valid."),
+              _reset, _("%(event)s: queue reset, %(dropped)d fans lost their place."), confirm=RESET_WARNING,
+              needs_shared_store=True),
 )}
 
 

@@ -9,16 +9,8 @@ from __future__ import annotations
 import redis
 
 from ..protocol import FanState
-from .base import (
-    MAX_SKIPS_PER_ADMIT,
-    RATE_TIME_CONSTANT,
-    BaseQueueStore,
-    BatchResult,
-    Place,
-    Popped,
-    Snapshot,
-    new_place_id,
-)
+from . import base
+from .base import MAX_SKIPS_PER_ADMIT, RATE_TIME_CONSTANT, BaseQueueStore, BatchResult, Place, Popped, Snapshot
 
 # The KEYS of every script, in order: (the name scripts use, the key's suffix in Redis).
 _KEYS = (
@@ -263,7 +255,7 @@ class RedisQueueStore(BaseQueueStore):
 
     def join(self, event_id, user_id, *, prequeue_key, now):
         key = "" if prequeue_key is None else repr(float(prequeue_key))
-        return self._to_place(self._join(keys=self.keys(event_id), args=[user_id, key, new_place_id()]))
+        return self._to_place(self._join(keys=self.keys(event_id), args=[user_id, key, base.new_place_id()]))
 
     def place(self, event_id, user_id):
         return self._to_place(self._place_script(keys=self.keys(event_id), args=[user_id]))
