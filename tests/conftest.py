@@ -10,7 +10,7 @@ import redis
 from django.utils import timezone
 
 from queues.store import get_store, reset_store_cache
-from tests.services import IN_CI, REDIS_URL, require_service  # noqa: F401 (IN_CI: for modules importing it here)
+from tests.services import REDIS_URL, require_service
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +47,16 @@ def store_settings(backend: str, request) -> dict:
 def store(request, settings):
     """The configured store, once per backend; the service layer uses it through settings."""
     settings.QMS_STORE = store_settings(request.param, request)
+    reset_store_cache()
+    yield get_store()
+    reset_store_cache()
+
+
+@pytest.fixture
+def redis_store(settings, request):
+    """Production's store alone (Redis, shared by every process): for code that runs in a process of its own
+    (the management commands) and must see the server's queue."""
+    settings.QMS_STORE = store_settings("redis", request)
     reset_store_cache()
     yield get_store()
     reset_store_cache()
@@ -120,19 +130,20 @@ def fresh_throttles():
     cache.clear()
 
 
-def redis_cache_settings(request) -> dict:
+@pytest.fixture
+def redis_cache(settings, redis_url, redis_prefix):
     """Production's cache (Redis, shared by every process) under this test's own key prefix."""
-    return {"default": {
+    settings.CACHES = {"default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": request.getfixturevalue("redis_url"),
-        "KEY_PREFIX": request.getfixturevalue("redis_prefix") + ":cache",
+        "LOCATION": redis_url,
+        "KEY_PREFIX": redis_prefix + ":cache",
     }}
 
 
 @pytest.fixture(params=["locmem", "redis"])
-def shared_cache(request, settings):
+def shared_cache(request):
     """The cache holding throttle counters and used proof-of-work challenges: in-process (embedded), or the
     Redis cache every production process shares."""
     if request.param == "redis":
-        settings.CACHES = redis_cache_settings(request)
+        request.getfixturevalue("redis_cache")
     return request.param

@@ -12,8 +12,7 @@ from rest_framework.test import APIClient
 
 from queues import admission, challenge
 from queues.protocol import CloseCode
-
-from .test_consumers import closed_with, open_socket, session_headers, socket
+from tests.sockets import closed_with, open_socket, session_headers, socket
 
 DIFFICULTY = 8  # cheap for the tests; the rule is the same at any difficulty
 

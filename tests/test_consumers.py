@@ -8,65 +8,18 @@ import logging
 import time
 
 import pytest
-from asgiref.testing import ApplicationCommunicator
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
 
 from events.models import Event
-from qms_project.asgi import application
 from queues import admission
 from queues.protocol import CloseCode
 from queues.realtime.messages import envelope, progress_message
 from queues.realtime.publish import event_group
 from queues.store import get_store
+from tests.sockets import ORIGIN, closed_with, open_socket, session_headers, socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-ORIGIN = (b"origin", b"http://127.0.0.1:8000")
-
-
-def session_headers(user) -> list[tuple[bytes, bytes]]:
-    client = Client()
-    client.force_login(user)
-    return [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()), ORIGIN]
-
-
-class Communicator(WebsocketCommunicator):
-    """Channels' communicator, minus its no-op `close_old_connections` while it sends or receives.
-
-    Channels swaps that no-op in for TestCase's single shared connection. These tests commit for real and
-    the consumer's database work runs on worker threads: with the no-op, each thread's connection was never
-    closed (8 sessions were left at the end, and the test database could not be dropped). Here connections
-    close after each call, as in production.
-    """
-
-    async def send_input(self, message):
-        return await ApplicationCommunicator.send_input(self, message)
-
-    async def receive_output(self, timeout=1):
-        return await ApplicationCommunicator.receive_output(self, timeout)
-
-
-def socket(event_id: int, headers=None, query: str = "", subprotocols=None) -> WebsocketCommunicator:
-    path = f"/ws/events/{event_id}/queue/" + (f"?{query}" if query else "")
-    return Communicator(application, path, headers=headers or [], subprotocols=subprotocols)
-
-
-async def open_socket(event_id: int, headers, **kw) -> tuple[WebsocketCommunicator, dict]:
-    comm = socket(event_id, headers, **kw)
-    connected, _ = await comm.connect(timeout=5)
-    assert connected
-    return comm, await comm.receive_json_from(timeout=5)
-
-
-async def closed_with(comm: WebsocketCommunicator) -> int:
-    output = await comm.receive_output(timeout=5)
-    assert output["type"] == "websocket.close", output
-    assert type(output["code"]) is int, output  # the ASGI spec's type: Daphne fails the socket (1011) on others
-    return output["code"]
-
 
 async def tick_and_publish(event: Event):
     """One admission tick, which publishes `admitted` and `progress` itself."""

@@ -12,15 +12,12 @@ import json
 import pytest
 import schemathesis
 from asgiref.sync import async_to_sync
-from channels.testing import WebsocketCommunicator
 from django.core.wsgi import get_wsgi_application
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework_simplejwt.tokens import AccessToken
 
-from qms_project.asgi import application
-
-from .conftest import redis_cache_settings
+from tests.sockets import socket
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
 
@@ -28,10 +25,10 @@ FUZZ_SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=l
 
 
 @pytest.fixture
-def backends(realtime, request, settings):
+def backends(realtime, request):
     """Store, channel layer and cache: in-memory all three (embedded), or Redis all three (production)."""
     if realtime == "redis":
-        settings.CACHES = redis_cache_settings(request)
+        request.getfixturevalue("redis_cache")
     return realtime
 
 
@@ -76,7 +73,7 @@ def test_no_frame_crashes_the_consumer(batch, backends, make_user, make_event):
     token = str(AccessToken.for_user(make_user()))
 
     async def exchange():
-        comm = WebsocketCommunicator(application, f"/ws/events/{event.id}/queue/?token={token}")
+        comm = socket(event.id, query=f"token={token}")
         assert (await comm.connect(timeout=5))[0]
         assert (await comm.receive_json_from(timeout=5))["type"] == "queued"
         for frame in batch:

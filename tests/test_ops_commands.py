@@ -27,18 +27,6 @@ def run(*args) -> str:
     return out.getvalue()
 
 
-@pytest.fixture
-def redis_store(settings, request):
-    """The shared store of production: commands run in their own process and must see the server's queue."""
-    from queues.store import reset_store_cache
-    from tests.conftest import store_settings
-
-    settings.QMS_STORE = store_settings("redis", request)
-    reset_store_cache()
-    yield
-    reset_store_cache()
-
-
 def test_status_prints_the_live_numbers_of_an_event_named_by_id_or_slug(redis_store, make_event, make_user):
     event = make_event(paused=True, slug="finals")
     queue_fans(event, make_user, 3)

@@ -12,13 +12,12 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from events.models import Event
-from qms_project.asgi import application
+from tests.sockets import socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,7 +70,7 @@ def test_rejoining_the_prequeue_over_http_keeps_the_first_draw(store, make_event
 
 
 async def queued_over_socket(event_id: int, fan_token: str) -> dict:
-    comm = WebsocketCommunicator(application, f"/ws/events/{event_id}/queue/?token={fan_token}")
+    comm = socket(event_id, query=f"token={fan_token}")
     connected, _ = await comm.connect(timeout=5)
     assert connected
     message = await comm.receive_json_from(timeout=5)

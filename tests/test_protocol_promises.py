@@ -14,15 +14,14 @@ from urllib.parse import urlencode
 import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from events.models import Event
-from qms_project.asgi import application
 from queues import admission, challenge
 from queues.models import Admission
+from tests import sockets
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,9 +29,9 @@ DIFFICULTY = 8
 MAX_SOLUTION = 64  # docs/API.md: "a string of at most 64 characters"
 
 
-def socket(event_id: int, user, **query: str) -> WebsocketCommunicator:
+def socket(event_id: int, user, **query: str) -> sockets.Communicator:
     params = urlencode({"token": str(AccessToken.for_user(user)), **query})
-    return WebsocketCommunicator(application, f"/ws/events/{event_id}/queue/?{params}")
+    return sockets.socket(event_id, query=params)
 
 
 async def refused(event_id: int, user, **query: str) -> tuple[dict, int]:

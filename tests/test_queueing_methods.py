@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import random
-import threading
 from datetime import timedelta
 
 import pytest
@@ -14,6 +12,7 @@ from django.utils import timezone
 from events.models import Event
 from queues import admission
 from tests.fans import make_fans
+from tests.sites import ProtectedSite
 
 pytestmark = pytest.mark.django_db
 
@@ -116,29 +115,6 @@ def test_prequeue_window_refusal_over_the_api(store, make_event, make_user):
     client.force_authenticate(make_user())
     response = client.post(f"/api/events/{event.id}/queue/")
     assert (response.status_code, response.json()["code"]) == (409, "queue_not_open")
-
-
-class ProtectedSite:
-    """A stand-in for the reservation service's health endpoint, switchable between 200 and 503."""
-
-    def __init__(self):
-        self.status = 200
-        site = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                self.send_response(site.status)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/health"
-
-    def close(self):
-        self.server.shutdown()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_service
+from tests.services import require_service
 
 from .harness import CHROMIUM, CHROMIUM_ARGS, QMSServer, ReservationDesk, log_in
 

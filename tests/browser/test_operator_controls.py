@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_queueing_methods import ProtectedSite
+from tests.sites import ProtectedSite
 
 from .harness import FAN
 

@@ -8,13 +8,9 @@ import threading
 import pytest
 from playwright.sync_api import expect
 
-from .harness import FAN, FAN2
+from .harness import FAN, FAN2, room
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-
-
-def room(event: dict) -> str:
-    return f"/events/{event['id']}/waiting-room/"
 
 
 def test_offline_browser_shows_offline_not_live_and_a_failed_leave_keeps_the_place(qms, open_tab):

@@ -11,15 +11,11 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.servers import http_json
-from tests.test_queueing_methods import ProtectedSite
+from tests.sites import ProtectedSite
 
-from .harness import FAN, FAN2, FILLER
+from .harness import FAN, FAN2, FILLER, room
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-
-
-def room(event: dict) -> str:
-    return f"/events/{event['id']}/waiting-room/"
 
 
 def test_the_sale_line_says_opened_once_the_sale_opens(qms, open_tab):
