@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -15,6 +14,7 @@ from django.utils import timezone
 from queues import admission
 from queues.models import Admission
 from tests.fans import make_fans
+from tests.threads import run_in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -151,20 +151,11 @@ def test_two_ticks_at_once_admit_everyone_exactly_once(store, make_event):
         admission.join(event, fan)
     event.paused = False
     event.save()
-    admitted, barrier = [], threading.Barrier(4)
 
-    @in_thread
-    def ticker():
-        barrier.wait()
-        for _ in range(60):
-            result = admission.tick(event)
-            admitted.extend(row.user_id for row in result.admitted)
+    def ticker(_) -> list[int]:
+        return [row.user_id for _ in range(60) for row in admission.tick(event).admitted]
 
-    threads = [threading.Thread(target=ticker) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    admitted = [user_id for ticked in run_in_threads(ticker, 4) for user_id in ticked]
     tick_until_drained(event)
     counts = Counter(admitted)
     assert all(count == 1 for count in counts.values())

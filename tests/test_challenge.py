@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from queues import admission, challenge
 from queues.protocol import CloseCode
+from tests.pow import join, queue_url
 from tests.sockets import closed_with, open_socket, session_headers, socket
 
 DIFFICULTY = 8  # cheap for the tests; the rule is the same at any difficulty
@@ -27,14 +28,6 @@ def client(fan):
     api = APIClient()
     api.force_authenticate(fan)
     return api
-
-
-def queue_url(event) -> str:
-    return f"/api/events/{event.id}/queue/"
-
-
-def join(client, event, pow_body: dict | None = None):
-    return client.post(queue_url(event), {"pow": pow_body} if pow_body else {}, format="json")
 
 
 def solved(issued: dict) -> dict:

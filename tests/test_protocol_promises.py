@@ -22,6 +22,7 @@ from events.models import Event
 from queues import admission, challenge
 from queues.models import Admission
 from tests import sockets
+from tests.pow import join, queue_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -139,14 +140,6 @@ def test_the_admitted_frame_carries_ticket_token_expiry_redirect_and_issue_time(
 
 
 # --- proof of work -----------------------------------------------------------------------------------
-
-
-def queue_url(event) -> str:
-    return f"/api/events/{event.id}/queue/"
-
-
-def join(client, event, pow_body: dict | None = None):
-    return client.post(queue_url(event), {"pow": pow_body} if pow_body else {}, format="json")
 
 
 def solution_of_length(issued: dict, length: int) -> str:

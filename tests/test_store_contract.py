@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from queues.protocol import FanState
+from tests.threads import run_in_threads
 
 WAITING, PENDING, ADMITTED = FanState.WAITING, FanState.PENDING, FanState.ADMITTED
 
@@ -34,13 +33,7 @@ def test_joining_twice_keeps_the_first_ticket(store):
 
 
 def test_concurrent_joins_of_one_user_make_one_ticket(store):
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(store.join(EVENT, 5, prequeue_key=None, now=1.0)))
-               for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_in_threads(lambda _: store.join(EVENT, 5, prequeue_key=None, now=1.0), 16)
     assert {p.ticket for p in results} == {1}
     assert sum(p.created for p in results) == 1
     assert store.snapshot(EVENT).waiting == 1

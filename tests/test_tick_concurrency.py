@@ -17,6 +17,7 @@ from django.db import connection, connections, transaction
 from queues import admission
 from queues.models import Admission
 from tests.fans import make_fans
+from tests.threads import DEADLINE_SECONDS, run_in_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,33 +25,6 @@ TICKERS = 4
 RATE_PER_SECOND = 60.0  # admit_per_minute=3600
 TICK_SECONDS = 0.25  # burst = 2 x rate x tick = 30 fans: a fifth of the queue
 QUEUE = 150
-DEADLINE_SECONDS = 60
-
-
-def run_in_threads(target, count: int, timeout: float = DEADLINE_SECONDS) -> list:
-    """Run `target(index)` in `count` threads at once (a barrier lines them up); return their results."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-    errors: list[BaseException] = []
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=timeout)
-            results[index] = target(index)
-        except BaseException as exc:  # noqa: BLE001 - reported in the main thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-        assert not thread.is_alive(), "a tick hung"
-    if errors:
-        raise errors[0]
-    return results
 
 
 def test_concurrent_ticks_share_one_rate_budget_and_admit_each_fan_once(store, make_event, settings):
