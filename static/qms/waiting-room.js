@@ -3,7 +3,8 @@
  * the HTTP status endpoint. Plain JavaScript, no dependencies, no build step.
  *
  * Protocol (docs/API.md): the close codes, message kinds and fan states come from the server
- * (queues/protocol.py, rendered into the page as JSON by the template), never repeated here.
+ * (queues/protocol.py, rendered into the page as JSON by the template), never repeated here; the
+ * frames themselves are built in queues/realtime/messages.py and sent by queues/realtime/consumer.py.
  * `queued` gives the place at connect; in `fifo` order each `progress` broadcast carries the
  * serving watermark, from which the page derives ahead = max(0, ahead_at_queued - (serving -
  * served_at_queued)). In `random` order there is no place to derive: the page shows the server's
@@ -11,7 +12,12 @@
  *
  * Liveness: a progress broadcast arrives every tick, and the page pings on a timer; when no frame
  * answers a ping within its deadline, or the browser says it is offline, the connection is shown
- * as stale or offline (never "Live") and the page reconnects when it can.
+ * as stale or offline (never "Live") and the page reconnects when it can, backing off after each
+ * failure; after three it also polls the HTTP status endpoint until a socket holds again.
+ *
+ * Refused joins (close QUEUE_CLOSED or HTTP 409): a drain can be undone and a pre-queue window opens,
+ * and nothing tells a page without a place; so the page tries again by itself (a draining queue with a
+ * bounded backoff, a queue not open yet at its announced opening) and offers "Try again".
  *
  * Language: strings go through Django's JavaScript catalog (`/jsi18n/`, loaded first: gettext,
  * ngettext, interpolate); numbers, times and durations through Intl with the page's `lang`.
@@ -36,6 +42,9 @@
   const PING_MS = 10000; // a ping this often; progress frames usually arrive every tick anyway
   const PONG_DEADLINE_MS = 5000; // no frame this long after a ping: the connection is stale
   const POLL_MS = 5000, MAX_BACKOFF_MS = 30000, REDIRECT_DELAY_MS = 1200, ANNOUNCE_EVERY_MS = 20000;
+  // Joining again after a refusal: each wait (jittered, so refused fans do not return at once) and the
+  // longest wait for an announced opening (the organiser may move it earlier).
+  const REJOIN_BACKOFF_MS = [15000, 30000, 60000], MAX_OPENING_WAIT_MS = 10 * 60000;
   const LEFT_KEY = `qms:${root.dataset.eventId}:left`; // sessionStorage: this tab left the queue
 
   const cfg = {
@@ -64,7 +73,7 @@
   const unit = (n, name) => new Intl.NumberFormat(lang, { style: "unit", unit: name, unitDisplay: "long" }).format(n);
 
   let clockOffset = Number(root.dataset.serverNow) - Date.now(); // server clock minus ours
-  let lastRefusal = null; // the code of the error frame that came before a refusing close
+  let lastRefusal = null; // the error frame ({code, detail}) that came before a refusing close
   const S = {
     phase: "connecting", ticket: null, aheadAtQueued: null, servedAtQueued: 0, serving: 0, waiting: null,
     rate: null, etaAtQueued: null, paused: false, pausedReason: null, positionAtJoin: null,
@@ -72,9 +81,10 @@
     updatedAt: null, redirectUrl: null, saleOpen: false
   };
   let ws = null, attempts = 0, lastFrameAt = 0;
-  const timers = { reconnect: null, poll: null, ping: null, pong: null, countdown: null, opening: null };
+  const timers = { reconnect: null, poll: null, ping: null, pong: null, countdown: null, opening: null, rejoin: null };
   let pendingChallenge = null, powRounds = 0, solving = null; // `solving`: the one solve in progress
   let polling = false;
+  let rejoinTries = 0, rejoining = false; // joins tried again after a refusal, and one in flight
   const lastAnnounced = { text: "", at: 0, position: null };
 
   const $ = (id) => document.getElementById(id);
@@ -344,17 +354,72 @@
     finish("left", _("You left the queue."));
   }
 
-  // A join refused with QUEUE_CLOSED: draining, or the pre-queue window has not opened yet.
-  function refused(code) {
-    if (code === "queue_not_open" && cfg.prequeueOpensAt) {
-      const opensAt = new Date(cfg.prequeueOpensAt);
-      setText("wr-opens-at", dateTimeFormat.format(opensAt));
-      finish("notopen", fmt(_("The queue opens at %(time)s."), { time: dateTimeFormat.format(opensAt) }));
-      const wait = cfg.prequeueOpensAt - serverNow();
-      setTimeout(() => window.location.reload(), Math.max(1000, wait) + Math.random() * 3000);
+  // A join refused with QUEUE_CLOSED ({code, detail} of the socket's error frame or the 409 body): draining,
+  // or the pre-queue window has not opened yet. Both may change without a word to this page, which holds no
+  // place: show the refusal, and try again by itself.
+  function refused(refusal) {
+    const code = refusal ? refusal.code : null;
+    const opensAt = code === "queue_not_open" ? openingTime(refusal.detail) : null;
+    if (opensAt) {
+      const when = dateTimeFormat.format(new Date(opensAt));
+      setText("wr-opens-at", when);
+      showRefusal("notopen", fmt(_("The queue opens at %(time)s."), { time: when }));
+      const wait = opensAt - serverNow();
+      // Everyone waiting for the opening arrives then: spread them over three seconds.
+      scheduleRejoin(wait > 0 ? Math.min(wait, MAX_OPENING_WAIT_MS) + Math.random() * 3000 : nextRejoinDelay());
       return;
     }
-    finish("closed", _("This queue is closed to new fans."));
+    showRefusal("closed", _("This queue is closed to new fans."));
+    scheduleRejoin(nextRejoinDelay());
+  }
+
+  // The server's detail names the opening ("The queue opens at <ISO 8601>."): it is current, the page's
+  // data attribute is as old as the page.
+  function openingTime(detail) {
+    const stamp = typeof detail === "string" ? detail.match(/\d{4}-\d{2}-\d{2}T[\d:.]+(?:Z|[+-]\d{2}:\d{2})/) : null;
+    const parsed = stamp ? Date.parse(stamp[0]) : NaN;
+    return isFinite(parsed) ? parsed : cfg.prequeueOpensAt;
+  }
+
+  function showRefusal(phase, sentence) {
+    if (S.phase === phase) { stopEverything(); return; } // refused again: said already, keep the focus where it is
+    finish(phase, sentence);
+  }
+
+  function nextRejoinDelay() {
+    const wait = REJOIN_BACKOFF_MS[Math.min(rejoinTries, REJOIN_BACKOFF_MS.length - 1)];
+    rejoinTries += 1;
+    return jitter(wait);
+  }
+
+  function scheduleRejoin(delay) {
+    clear("rejoin");
+    timers.rejoin = setTimeout(rejoin, Math.max(1000, Math.min(delay, 2 ** 31 - 1)));
+    const at = new Date(Date.now() + delay);
+    const when = delay > 12 * 3600000 ? dateTimeFormat.format(at) : timeFormat.format(at);
+    setRetryNote(fmt(_("This page tries again by itself at %(time)s."), { time: when }));
+  }
+
+  function setRetryNote(text) {
+    for (const note of root.querySelectorAll("[data-retry-note]")) { note.textContent = text; }
+  }
+
+  // Join again over HTTP (the closed view stays until it works); the socket follows a place.
+  async function rejoin() {
+    clear("rejoin");
+    if (rejoining || (S.phase !== "closed" && S.phase !== "notopen")) { return; }
+    rejoining = true;
+    setRetryNote(_("Trying again…"));
+    for (const button of root.querySelectorAll("[data-retry-join]")) { button.disabled = true; }
+    try {
+      await fetchStatus(); // a 409 comes back through refused(), which schedules the next try
+    } catch (e) {
+      scheduleRejoin(nextRejoinDelay()); // the network: later
+    } finally {
+      rejoining = false;
+      for (const button of root.querySelectorAll("[data-retry-join]")) { button.disabled = false; }
+    }
+    if (!TERMINAL.has(S.phase)) { rejoinTries = 0; connect(); }
   }
 
   function fail(detail, needsLogin) {
@@ -374,7 +439,7 @@
   }
 
   function stopEverything() {
-    clear("reconnect"); clear("poll"); clear("opening");
+    clear("reconnect"); clear("poll"); clear("opening"); clear("rejoin");
     polling = false;
     dropSocket();
   }
@@ -423,7 +488,7 @@
         break;
       case MSG.ERROR:
         if (msg.challenge) { pendingChallenge = msg.challenge; } // close POW_REQUIRED follows: solve it
-        lastRefusal = msg.code;
+        lastRefusal = { code: msg.code, detail: msg.detail };
         break;
       default:
         break; // pong (its arrival is what counts), other error frames
@@ -576,7 +641,7 @@
     if (result.status === 401 || result.status === 403) {
       fail(_("Your session has ended. Log in again to get back to your place."), true); return;
     }
-    if (result.status === 409) { refused(result.body.code); return; }
+    if (result.status === 409) { refused(result.body); return; }
     throw new Error("status " + result.status);
   }
 
@@ -652,7 +717,7 @@
     }
     solving = null;
     if (result.status === 428 && result.body.challenge) { proveAndJoin(result.body.challenge); return; }
-    if (result.status === 409) { refused(result.body.code); return; }
+    if (result.status === 409) { refused(result.body); return; }
     if (result.status !== 200 && result.status !== 201) {
       fail(_("We could not check your browser. Try again.") + " (status " + result.status + ")"); return;
     }
@@ -695,6 +760,7 @@
   $("wr-take-back").addEventListener("click", () => { attempts = 0; connect(); });
   $("wr-retry").addEventListener("click", () => { attempts = 0; powRounds = 0; connect(); });
   for (const button of root.querySelectorAll("[data-join-again]")) { button.addEventListener("click", joinAgain); }
+  for (const button of root.querySelectorAll("[data-retry-join]")) { button.addEventListener("click", rejoin); }
   $("wr-leave").addEventListener("click", leave);
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") { reconnectNow(); }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
@@ -115,3 +115,42 @@ def test_an_unknown_event_gets_a_page_in_words_with_a_way_back(qms, open_tab):
     expect(page.get_by_role("heading", name="This event does not exist")).to_be_visible()
     page.get_by_role("link", name="See all events").click()
     expect(page).to_have_url(f"{qms.base}/")
+
+
+def test_a_fan_refused_while_draining_joins_by_itself_once_the_drain_is_undone(qms, open_tab):
+    event = qms.create_event(name="Drained", paused=True, reservation_url="https://tickets.example/r")
+    qms.api("POST", f"/api/events/{event['id']}/queue/drain/")
+    page = open_tab(FAN, room(event))
+    expect(page.locator("#waiting-room")).to_have_attribute("data-state", "closed")
+    expect(page.locator('[data-view="closed"] [data-retry-note]')).to_contain_text("This page tries again by itself at")
+    expect(page.get_by_role("button", name="Try again")).to_be_visible()
+
+    qms.api("POST", f"/api/events/{event['id']}/queue/undrain/")
+    # No reload: the page's next try (15 s at most after the refusal, jittered) takes the place.
+    expect(page.locator("#wr-position")).to_have_text("1", timeout=45_000)
+    expect(page.locator("#wr-connection")).to_have_attribute("data-connection", "live")
+
+
+def test_a_fan_early_for_the_pre_queue_joins_it_by_itself_at_the_announced_opening(qms, open_tab):
+    now = datetime.now(UTC)
+    event = qms.create_event(name="Pre-queue soon", sale_starts_in=timedelta(hours=1), paused=True,
+                             prequeue_opens_at=(now + timedelta(seconds=6)).isoformat(),
+                             reservation_url="https://tickets.example/r")
+    page = open_tab(FAN2, room(event))
+    expect(page.locator("#waiting-room")).to_have_attribute("data-state", "notopen")
+    expect(page.locator('[data-view="notopen"] [data-retry-note]')).to_contain_text("tries again by itself")
+
+    expect(page.locator("#waiting-room")).to_have_attribute("data-state", "prequeue", timeout=30_000)
+
+
+def test_try_again_joins_at_once_when_the_organiser_opens_the_pre_queue_early(qms, open_tab):
+    now = datetime.now(UTC)
+    event = qms.create_event(name="Pre-queue early", sale_starts_in=timedelta(hours=2), paused=True,
+                             prequeue_opens_at=(now + timedelta(hours=1)).isoformat(),
+                             reservation_url="https://tickets.example/r")
+    page = open_tab(FILLER, room(event))
+    expect(page.locator("#waiting-room")).to_have_attribute("data-state", "notopen")  # next try in 10 minutes
+
+    qms.api("PATCH", f"/api/events/{event['id']}/", {"prequeue_opens_at": now.isoformat()})
+    page.get_by_role("button", name="Try again").click()
+    expect(page.locator("#waiting-room")).to_have_attribute("data-state", "prequeue")
