@@ -203,7 +203,7 @@ if QMS_REDIS_URL:
                           "KEY_PREFIX": f"{QMS_KEY_PREFIX}:cache"}}
 else:
     QMS_STORE = {"BACKEND": "queues.store.memory.MemoryQueueStore"}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "queues.realtime.memory_layer.MemoryChannelLayer"}}
     CELERY_BROKER_URL = "memory://"
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 

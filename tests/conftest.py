@@ -99,7 +99,7 @@ def fast_password_hashing(settings):
 
 def channel_layer_settings(backend: str, request) -> dict:
     if backend == "memory":
-        return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        return {"default": {"BACKEND": "queues.realtime.memory_layer.MemoryChannelLayer"}}
     from django.conf import settings as django_settings
 
     config = dict(django_settings.CHANNEL_LAYERS["default"]["CONFIG"]) if "CONFIG" in django_settings.CHANNEL_LAYERS[
