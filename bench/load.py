@@ -260,6 +260,8 @@ def run_once(target, fans: int, arrival: float, progress_seconds: float, rate: i
     asyncio.run(warm_up(target))
     pids = target.pids()
     py_spy = str(Path(sys.executable).parent / "py-spy")
+    if profile_dir:
+        profile_dir.mkdir(parents=True, exist_ok=True)  # py-spy does not make it, and says so nowhere we read
     profilers = [subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", "200", "--gil", "--format", "raw",
                                    "--output", str(profile_dir / f"{target.name}-{i}.txt")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -227,6 +227,41 @@ def join(event: Event, user) -> QueueStatus:
     return _status_from_place(event, place)
 
 
+@dataclass(frozen=True)
+class SocketJoin:
+    """What the socket's join found: the fan's status, and the socket of theirs it replaced."""
+
+    status: QueueStatus | None  # None: the store alone cannot answer, the full `enter` decides
+    replaced: str | None  # the fan's previous socket (to be superseded), None if there was none
+
+
+def socket_join_needs_service(event: Event) -> bool:
+    """Joins at this event that must go through `enter` (proof of work, a draining queue or a pre-queue
+    not open yet refuse some fans; a queue that admits on join runs the tick)."""
+    return (challenge.required(event) or event.draining or admits_on_join(event)
+            or (in_prequeue(event) and event.prequeue_opens_at is not None
+                and timezone.now() < event.prequeue_opens_at))
+
+
+async def join_socket(event: Event, user, connection: str) -> SocketJoin:
+    """A socket's join on the server's event loop, one store round trip: the place, and `connection` marked as
+    the fan's socket. Only for events where `socket_join_needs_service` is False.
+
+    The common case of a storm (a fan queued behind others, or already waiting) is answered here. A fan
+    admitted (the ledger holds their token) or first in line at an open sale (the tick admits them now)
+    gets `status=None`: the caller runs `enter` (in a thread), which finds the place this call made.
+    """
+    prequeue = in_prequeue(event)
+    place, replaced = await get_store().ajoin_connected(
+        event.id, user.id, connection, prequeue_key=prequeue_rng.random() if prequeue else None, now=_now())
+    if place.created:
+        logger.info("join", extra={"event_id": event.id, "user_id": user.id, "ticket": place.ticket})
+        metrics.count_join(event.id)
+    if place.state == FanState.ADMITTED or _may_admit_on_join(event, place):
+        return SocketJoin(status=None, replaced=replaced)
+    return SocketJoin(status=_status_from_place(event, place), replaced=replaced)
+
+
 def _may_admit_on_join(event: Event, place) -> bool:
     if event.paused or place.state != FanState.WAITING:
         return False

@@ -372,3 +372,29 @@ async def test_a_storm_larger_than_the_channel_layer_pool_waits_instead_of_faili
     assert sorted(first["ticket"] for _, first in opened) == list(range(1, 31))
     for comm, _ in opened:
         await comm.disconnect()
+
+
+async def test_a_drain_announced_by_the_tick_refuses_the_next_socket_in_that_process(realtime, waiting_event,
+                                                                                      logged_in):
+    """A process keeps a copy of the event for its joins (no database per socket in a storm); the broadcast
+    that follows every change drops it, so the next join sees the operator's drain."""
+    first, _ = await open_socket(waiting_event.id, logged_in[0])  # this process now holds the event
+    await database_sync_to_async(Event.objects.filter(pk=waiting_event.pk).update)(draining=True)
+    await tick_and_publish(waiting_event)  # paused, so only the progress broadcast
+    assert (await first.receive_json_from(timeout=5))["type"] == "progress"
+    late, error = await open_socket(waiting_event.id, logged_in[1])
+    assert (error["type"], error["code"]) == ("error", "queue_draining")
+    assert await closed_with(late) == CloseCode.QUEUE_CLOSED
+    await first.disconnect()
+
+
+async def test_the_admitted_push_goes_to_the_socket_that_replaced_the_first(realtime, waiting_event, logged_in):
+    """One device per user without a group per fan: the tick sends `admitted` to the socket the store names."""
+    old, _ = await open_socket(waiting_event.id, logged_in[0])
+    new, _ = await open_socket(waiting_event.id, logged_in[0])
+    assert (await old.receive_json_from(timeout=5))["type"] == "superseded"
+    assert await closed_with(old) == CloseCode.SUPERSEDED
+    await database_sync_to_async(Event.objects.filter(pk=waiting_event.pk).update)(paused=False)
+    await tick_and_publish(waiting_event)
+    assert (await new.receive_json_from(timeout=5))["type"] == "admitted"
+    assert await closed_with(new) == CloseCode.ADMITTED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from queues.protocol import FanState
@@ -231,3 +233,24 @@ def test_redis_keys_carry_the_event_hash_tag(redis_url, redis_prefix):
     store.join(42, 1, prequeue_key=None, now=1.0)
     keys = list(store.client.scan_iter(f"{redis_prefix}:*"))
     assert keys and all("{evt:42}" in key for key in keys)
+
+
+def test_a_socket_join_queues_and_names_the_socket_it_replaced(store):
+    """The socket path's join (queues/realtime/consumer.py): the place and the fan's previous socket, to be
+    superseded, in one step."""
+    place, replaced = asyncio.run(store.ajoin_connected(EVENT, 1, "phone", prequeue_key=None, now=1.0))
+    assert (place.ticket, place.position, place.created, replaced) == (1, 1, True, None)
+    again, replaced = asyncio.run(store.ajoin_connected(EVENT, 1, "laptop", prequeue_key=None, now=2.0))
+    assert (again.ticket, again.created, replaced) == (1, False, "phone")
+    assert asyncio.run(store.ajoin_connected(EVENT, 1, "laptop", prequeue_key=None, now=3.0))[1] is None
+    assert store.connections(EVENT, [1, 2]) == {1: "laptop"}
+
+
+def test_the_replaced_socket_closing_late_keeps_the_new_one(store):
+    asyncio.run(store.ajoin_connected(EVENT, 1, "old", prequeue_key=None, now=1.0))
+    asyncio.run(store.ajoin_connected(EVENT, 1, "new", prequeue_key=None, now=2.0))
+    asyncio.run(store.amark_disconnected(EVENT, 1, "old", now=10.0))
+    assert store.connections(EVENT, [1]) == {1: "new"}
+    asyncio.run(store.amark_disconnected(EVENT, 1, "new", now=20.0))
+    assert store.connections(EVENT, [1]) == {}
+    assert admit(store, abandon_before=30.0).abandoned == 1  # the grace clock started at the last close

@@ -36,7 +36,6 @@ from .messages import (
     superseded_message,
 )
 from .place import PlaceTracker
-from .publish import fan_group
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +68,6 @@ class BadFrame(Exception):
 class QueueConsumer(AsyncJsonWebsocketConsumer):
     event: Event | None = None
     user = None
-    joined_groups: tuple[str, ...] = ()
     finished = False  # admitted, left or superseded: no grace clock on close
     closing = False  # we sent the close, or the socket is gone: nothing more is sent
     place: PlaceTracker | None = None  # set once queued
@@ -94,21 +92,32 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             await self.join_queue(self.scope["url_route"]["kwargs"]["event_id"])
 
     async def join_queue(self, event_id: int) -> None:
-        fan = fan_group(event_id, self.user.id)
-        # One device per user: whoever holds the fan group now is told to go. The fan group and the event's
-        # broadcasts come before the join, so nothing published right after the join can miss this socket.
-        await self.channel_layer.group_send(fan, {"type": "queue.superseded", "by": self.channel_name})
-        self.joined_groups = (fan,)
-        await self.channel_layer.group_add(fan, self.channel_name)
+        # The event's broadcasts come before the join, so nothing published right after it can miss this socket.
         self.early, self.event_id = [], event_id
-        await process_fanout(self.channel_layer).add(event_id, self)
+        fanout = process_fanout(self.channel_layer)
+        await fanout.add(event_id, self)
         try:
-            # One trip to a worker thread (event, proof of work, join), off the shared thread: during an
-            # on-sale storm joins run in parallel.
-            event, status = await database_sync_to_async(self._join, thread_sensitive=False)(event_id)
+            event = await fanout.events.get(event_id)  # this process's copy: no database in a storm
+            if event is None:
+                raise EventNotFound()
+            joined = None
+            if not admission.socket_join_needs_service(event):
+                # On the event loop, one store round trip: queued and marked as the fan's socket.
+                joined = await admission.join_socket(event, self.user, self.channel_name)
+            if joined is None or joined.status is None:
+                # The full service in one trip to a worker thread (off the shared thread: a storm's joins run
+                # in parallel): proof of work, refusals, the ledger of an admitted fan, the admit-on-join tick.
+                event, status, replaced = await database_sync_to_async(self._join, thread_sensitive=False)(event_id)
+                replaced = joined.replaced if joined is not None else replaced
+            else:
+                status, replaced = joined.status, joined.replaced
         except Refusal as refusal:  # every "no" of the service, mapped to the socket here once
             return await self.end(error_message(**refusal.body()), refusal.close_code)
         self.event = event
+        if replaced is not None:
+            # One device per user: the store named the fan's previous socket; it is told to go, on whichever
+            # process holds it. Its late close does not start the grace clock (the store's socket is this one).
+            await self.channel_layer.send(replaced, {"type": "queue.superseded", "by": self.channel_name})
         if status.state == FanState.ADMITTED:
             return await self.end(admitted_message(event, status.admission), CloseCode.ADMITTED)
         await self.send_json(queued_message(status))
@@ -118,16 +127,16 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
             await self.hear(message, text)
 
     def _join(self, event_id: int):
-        """(event, status): the fan through the event's front door (`admission.enter`, with the proof of work
-        from `?pow_challenge&pow_solution`) and this socket marked as theirs."""
-        event = Event.objects.filter(pk=event_id).first()
+        """(event, status, replaced socket): the fan through the event's front door (`admission.enter`, with
+        the proof of work from `?pow_challenge&pow_solution`) and this socket marked as theirs."""
+        event = Event.objects.filter(pk=event_id).first()  # fresh: the service decides on the event as it is
         if event is None:
             raise EventNotFound()
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         status = admission.enter(event, self.user, pow_challenge=query.get("pow_challenge", [None])[0],
                                  pow_solution=query.get("pow_solution", [None])[0])
-        get_store().mark_connected(event.id, self.user.id, self.channel_name)
-        return event, status
+        replaced = get_store().mark_connected(event.id, self.user.id, self.channel_name)
+        return event, status, replaced
 
     async def dispatch(self, message):
         """Channels' dispatch without its `aclose_old_connections()` before every message.
@@ -177,12 +186,9 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         if self.counted_open:
             metrics.OPEN_WEBSOCKETS.dec()
             self.counted_open = False
-        async with joins_gate():
-            for group in self.joined_groups:
-                await self.channel_layer.group_discard(group, self.channel_name)
-            if self.event is not None and not self.finished:
-                await database_sync_to_async(get_store().mark_disconnected, thread_sensitive=False)(
-                    self.event.id, self.user.id, self.channel_name, time.time())
+        if self.event is not None and not self.finished:
+            async with joins_gate():
+                await get_store().amark_disconnected(self.event.id, self.user.id, self.channel_name, time.time())
 
     # --- client -> server: Channels' receive_json path -----------------------------------
 

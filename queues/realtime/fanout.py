@@ -14,8 +14,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import weakref
 from collections import defaultdict
+
+from channels.db import database_sync_to_async
+
+from events.models import Event
 
 from ..protocol import MessageType
 from .publish import event_group
@@ -29,11 +34,49 @@ SOCKETS_PER_SLICE = 250  # a broadcast to thousands of sockets yields to the eve
 SWEEP_SECONDS = 1.0  # how often the sockets are asked whether they have been silent too long
 
 
+class EventCache:
+    """This process's copy of each event its sockets join, so a join reads no database.
+
+    An entry is dropped when the fan-out hears any broadcast for its event (every change an operator makes
+    is followed by one: the tick's `progress` every second, `paused`/`resumed`, `reset`), and is never older
+    than MAX_AGE_SECONDS either (a process that is not yet in the event group hears nothing). Concurrent
+    misses share one lookup: a storm's first thousand sockets make one database trip, not a thousand.
+    """
+
+    MAX_AGE_SECONDS = 2.0
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.entries: dict[int, tuple[float, asyncio.Future]] = {}
+
+    async def get(self, event_id: int):
+        """The event (`events.models.Event`), or None if there is none with this id."""
+        entry = self.entries.get(event_id)
+        if entry is None or self.clock() - entry[0] > self.MAX_AGE_SECONDS:
+            lookup = asyncio.ensure_future(_read_event(event_id))
+            entry = self.entries[event_id] = (self.clock(), lookup)
+        try:
+            return await asyncio.shield(entry[1])
+        except Exception:
+            if self.entries.get(event_id) is entry:  # a failed lookup is not kept: the next join asks again
+                del self.entries[event_id]
+            raise
+
+    def invalidate(self, event_id: int | None) -> None:
+        self.entries.pop(event_id, None)
+
+
+async def _read_event(event_id: int) -> Event | None:
+    return await database_sync_to_async(lambda: Event.objects.filter(pk=event_id).first(),
+                                        thread_sensitive=False)()
+
+
 class ProcessFanout:
     """The sockets of each event in this process, and the one channel that hears the event groups for them."""
 
     def __init__(self, layer):
         self.layer = layer
+        self.events = EventCache()
         self.audiences: dict[int, set] = defaultdict(set)  # event id -> consumers (each has `hear(message, text)`)
         self.channel: str | None = None
         self.listener: asyncio.Task | None = None
@@ -79,7 +122,9 @@ class ProcessFanout:
 
     def enqueue(self, message: dict) -> None:
         """Queue a broadcast for the sockets. A newer `progress` replaces an older one of the same event still
-        waiting: a server behind (a storm, a slow client) skips stale places instead of falling further behind."""
+        waiting: a server behind (a storm, a slow client) skips stale places instead of falling further behind.
+        Every broadcast follows a change of the event or its queue: this process's copy of the event is dropped."""
+        self.events.invalidate(message["message"].get("event"))
         if message["message"]["type"] == MessageType.PROGRESS:
             event_id = message["message"].get("event")
             self.pending = [m for m in self.pending if not (m["message"]["type"] == MessageType.PROGRESS

@@ -8,6 +8,7 @@ from channels.layers import get_channel_layer
 from events.models import Event
 
 from ..admission import TickResult
+from ..store import get_store
 from .messages import admitted_message, envelope, pause_message, progress_message, reset_message
 
 
@@ -17,15 +18,17 @@ def event_group(event_id: int) -> str:
     return f"event.{event_id}"
 
 
-def fan_group(event_id: int, user_id: int) -> str:
-    """The one socket of one fan: admitted, superseded."""
-    return f"fan.{event_id}.{user_id}"
+async def publish_tick(layer, event: Event, result: TickResult, sockets: dict[int, str]) -> None:
+    """Send each admitted fan their token, on their current socket (`sockets`: user → channel, from the store),
+    then one progress broadcast for the event.
 
-
-async def publish_tick(layer, event: Event, result: TickResult) -> None:
-    """Send each admitted fan their token, then one progress broadcast for the event."""
+    A fan with no socket right now (between two connections) is sent nothing: their next socket's join reads
+    the admission from the ledger. A push the channel layer loses is found by the socket's own status pull
+    (queues/realtime/place.py)."""
     for admission in result.admitted:
-        await layer.group_send(fan_group(event.id, admission.user_id), envelope(admitted_message(event, admission)))
+        socket = sockets.get(admission.user_id)
+        if socket is not None:
+            await layer.send(socket, envelope(admitted_message(event, admission)))
     if result.progress is not None:
         await layer.group_send(event_group(event.id), envelope(progress_message(result.progress)))
 
@@ -33,7 +36,8 @@ async def publish_tick(layer, event: Event, result: TickResult) -> None:
 def publish_tick_now(event: Event, result: TickResult) -> None:
     """`publish_tick` from synchronous code (Celery tasks, the embedded loop, a tick run inline by a join)."""
     if result.admitted or result.progress:
-        async_to_sync(publish_tick)(get_channel_layer(), event, result)
+        sockets = get_store().connections(event.id, [admission.user_id for admission in result.admitted])
+        async_to_sync(publish_tick)(get_channel_layer(), event, result, sockets)
 
 
 def publish_pause_change(event: Event) -> None:

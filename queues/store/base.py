@@ -103,12 +103,29 @@ class BaseQueueStore:
         """Drop an admitted user's place `place_id` (expired or released) so they may queue again."""
         raise NotImplementedError
 
-    def mark_connected(self, event_id: int, user_id: int, connection: str) -> None:
-        """`connection` is now the user's socket: the grace period, if running, stops."""
+    def mark_connected(self, event_id: int, user_id: int, connection: str) -> str | None:
+        """`connection` is now the user's socket: the grace period, if running, stops. Returns the socket it
+        replaced (to be told it is superseded), None if there was none or it was this one."""
         raise NotImplementedError
 
     def mark_disconnected(self, event_id: int, user_id: int, connection: str, now: float) -> None:
         """The socket closed: the abandon grace period starts, unless a newer socket took over."""
+        raise NotImplementedError
+
+    def connections(self, event_id: int, user_ids: list[int]) -> dict[int, str]:
+        """The current socket of each of these users that has one (where their `admitted` push goes)."""
+        raise NotImplementedError
+
+    # The socket path, awaited on the server's event loop (no worker thread): Django's `a` prefix.
+
+    async def ajoin_connected(self, event_id: int, user_id: int, connection: str, *, prequeue_key: float | None,
+                              now: float) -> tuple[Place, str | None]:
+        """`join` and `mark_connected` in one atomic step (one round trip on Redis): (the place, the socket
+        this one replaced or None)."""
+        raise NotImplementedError
+
+    async def amark_disconnected(self, event_id: int, user_id: int, connection: str, now: float) -> None:
+        """`mark_disconnected`, awaited."""
         raise NotImplementedError
 
     def admit_batch(

@@ -71,18 +71,20 @@ class MemoryQueueStore(BaseQueueStore):
 
     def join(self, event_id, user_id, *, prequeue_key, now):
         with self._lock:
-            queue = self._queue(event_id)
-            if user_id in queue.state:
-                queue.gone.pop(user_id, None)
-                return self._place(queue, user_id)
-            queue.seq += 1
-            score = prequeue_key if prequeue_key is not None else float(queue.seq)
-            queue.score[user_id] = score
-            queue.ticket[user_id] = queue.seq
-            queue.place_id[user_id] = new_place_id()
-            queue.state[user_id] = FanState.WAITING
-            queue.waiting.add((score, user_id))
-            return self._place(queue, user_id, created=True)
+            return self._join(self._queue(event_id), user_id, prequeue_key)
+
+    def _join(self, queue: _EventQueue, user_id: int, prequeue_key: float | None) -> Place:
+        if user_id in queue.state:
+            queue.gone.pop(user_id, None)
+            return self._place(queue, user_id)
+        queue.seq += 1
+        score = prequeue_key if prequeue_key is not None else float(queue.seq)
+        queue.score[user_id] = score
+        queue.ticket[user_id] = queue.seq
+        queue.place_id[user_id] = new_place_id()
+        queue.state[user_id] = FanState.WAITING
+        queue.waiting.add((score, user_id))
+        return self._place(queue, user_id, created=True)
 
     def place(self, event_id, user_id):
         with self._lock:
@@ -115,9 +117,14 @@ class MemoryQueueStore(BaseQueueStore):
 
     def mark_connected(self, event_id, user_id, connection):
         with self._lock:
-            queue = self._queue(event_id)
-            queue.conn[user_id] = connection
-            queue.gone.pop(user_id, None)
+            return self._mark_connected(self._queue(event_id), user_id, connection)
+
+    @staticmethod
+    def _mark_connected(queue: _EventQueue, user_id: int, connection: str) -> str | None:
+        previous = queue.conn.get(user_id)
+        queue.conn[user_id] = connection
+        queue.gone.pop(user_id, None)
+        return previous if previous != connection else None
 
     def mark_disconnected(self, event_id, user_id, connection, now):
         with self._lock:
@@ -125,6 +132,21 @@ class MemoryQueueStore(BaseQueueStore):
             if user_id in queue.state and queue.conn.get(user_id) == connection:
                 queue.gone[user_id] = now
                 del queue.conn[user_id]
+
+    def connections(self, event_id, user_ids):
+        with self._lock:
+            conn = self._queue(event_id).conn
+            return {user: conn[user] for user in user_ids if user in conn}
+
+    # In-process: the async path is the same few dictionary steps under the lock, held for microseconds.
+
+    async def ajoin_connected(self, event_id, user_id, connection, *, prequeue_key, now):
+        with self._lock:
+            place = self._join(self._queue(event_id), user_id, prequeue_key)
+            return place, self._mark_connected(self._queue(event_id), user_id, connection)
+
+    async def amark_disconnected(self, event_id, user_id, connection, now):
+        self.mark_disconnected(event_id, user_id, connection, now)
 
     def admit_batch(self, event_id, *, limit, rate_per_second, burst, now, abandon_before, draw_seed=None):
         with self._lock:

@@ -6,7 +6,11 @@ Redis Cluster slot.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+
 import redis
+import redis.asyncio
 
 from ..protocol import FanState
 from . import base
@@ -41,15 +45,20 @@ def _script(body: str) -> str:
     return _PROLOGUE + body
 
 
-_PLACE_TAIL = f"""
+def _place_tail(extra: str = "") -> str:
+    """The reply every place-returning script ends with (`RedisQueueStore._to_place`), plus `extra` values."""
+    return f"""
 local rank = -1
 if st == '{FanState.WAITING}' then rank = redis.call('ZRANK', waiting, user) end
 local stats = redis.call('HMGET', meta, 'served', 'rate', 'rate_weight', 'tokens')
 return {{st, redis.call('HGET', tickets, user), rank, redis.call('ZCARD', waiting), stats[1] or '0', created,
-        stats[2] or '0', stats[3] or '0', stats[4] or '', redis.call('HGET', ids, user) or ''}}
+        stats[2] or '0', stats[3] or '0', stats[4] or '', redis.call('HGET', ids, user) or ''{extra}}}
 """
 
-JOIN = _script(f"""
+
+_PLACE_TAIL = _place_tail()
+
+_JOIN_BODY = f"""
 local user = ARGV[1]
 local st = redis.call('HGET', states, user)
 local created = 0
@@ -65,7 +74,15 @@ if not st then
   created = 1
 end
 redis.call('HDEL', gone, user)
-""" + _PLACE_TAIL)
+"""
+
+JOIN = _script(_JOIN_BODY + _PLACE_TAIL)
+
+# The socket's join: JOIN and MARK_CONNECTED in one round trip, answering with the socket it replaced.
+JOIN_CONNECTED = _script(_JOIN_BODY + """
+local previous = redis.call('HGET', conn, user) or ''
+redis.call('HSET', conn, user, ARGV[4])
+""" + _place_tail(", previous"))
 
 PLACE = _script("""
 local user = ARGV[1]
@@ -91,9 +108,10 @@ return 1
 """)
 
 MARK_CONNECTED = _script("""
+local previous = redis.call('HGET', conn, ARGV[1]) or ''
 redis.call('HSET', conn, ARGV[1], ARGV[2])
 redis.call('HDEL', gone, ARGV[1])
-return 0
+return previous
 """)
 
 MARK_DISCONNECTED = _script("""
@@ -222,6 +240,10 @@ return 0
 class RedisQueueStore(BaseQueueStore):
     def __init__(self, url: str, prefix: str = "qms", max_connections: int = 200, **_options):
         self.prefix = prefix
+        self.url, self.max_connections = url, max_connections
+        # The socket path's client (redis.asyncio), one per event loop: its connections belong to the loop
+        # that opened them (Daphne has one; tests run several).
+        self._async: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.client = redis.Redis.from_url(
             url, decode_responses=True, max_connections=max_connections, health_check_interval=30
         )
@@ -267,10 +289,41 @@ class RedisQueueStore(BaseQueueStore):
         return bool(self._forget(keys=self.keys(event_id), args=[user_id, place_id]))
 
     def mark_connected(self, event_id, user_id, connection):
-        self._mark_connected(keys=self.keys(event_id), args=[user_id, connection])
+        previous = self._mark_connected(keys=self.keys(event_id), args=[user_id, connection])
+        return previous if previous and previous != connection else None
 
     def mark_disconnected(self, event_id, user_id, connection, now):
         self._mark_disconnected(keys=self.keys(event_id), args=[user_id, connection, repr(float(now))])
+
+    def connections(self, event_id, user_ids):
+        if not user_ids:
+            return {}
+        sockets = self.client.hmget(self.keys(event_id)[6], list(user_ids))
+        return {user: socket for user, socket in zip(user_ids, sockets, strict=True) if socket}
+
+    def _async_scripts(self) -> dict:
+        loop = asyncio.get_running_loop()
+        scripts = self._async.get(loop)
+        if scripts is None:
+            # Blocking: in a storm, a join past the pool's size waits for a connection instead of failing.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                self.url, decode_responses=True, max_connections=self.max_connections, timeout=30,
+                health_check_interval=30)
+            client = redis.asyncio.Redis(connection_pool=pool)
+            scripts = self._async[loop] = {"join_connected": client.register_script(JOIN_CONNECTED),
+                                           "mark_disconnected": client.register_script(MARK_DISCONNECTED)}
+        return scripts
+
+    async def ajoin_connected(self, event_id, user_id, connection, *, prequeue_key, now):
+        key = "" if prequeue_key is None else repr(float(prequeue_key))
+        reply = await self._async_scripts()["join_connected"](
+            keys=self.keys(event_id), args=[user_id, key, base.new_place_id(), connection])
+        previous = reply[-1]
+        return self._to_place(reply[:-1]), (previous if previous and previous != connection else None)
+
+    async def amark_disconnected(self, event_id, user_id, connection, now):
+        await self._async_scripts()["mark_disconnected"](
+            keys=self.keys(event_id), args=[user_id, connection, repr(float(now))])
 
     def admit_batch(self, event_id, *, limit, rate_per_second, burst, now, abandon_before, draw_seed=None):
         args = [repr(float(now)), int(limit), repr(float(rate_per_second)), repr(float(burst)),
