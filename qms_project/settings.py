@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 import redis
 from redis.driver_info import DriverInfo
 
@@ -266,6 +267,8 @@ CELERY_BEAT_SCHEDULE = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First: it steps aside for SimpleJWT's own (HS256) tokens, which JWTAuthentication would refuse.
+        "queues.oidc.OidcAuthentication",
         "rest_framework_simplejwt.authentication.JWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -300,6 +303,14 @@ SPECTACULAR_SETTINGS = {
 SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
+
+# A platform with its own login: QMS accepts its OpenID Connect provider's access tokens (RS256/ES256), verified
+# offline against the provider's JWKS (queues/oidc.py). Off unless QMS_OIDC_ISSUER is set; then all three are needed.
+QMS_OIDC_ISSUER = os.environ.get("QMS_OIDC_ISSUER", "")
+QMS_OIDC_AUDIENCE = os.environ.get("QMS_OIDC_AUDIENCE", "")
+QMS_OIDC_JWKS_URL = os.environ.get("QMS_OIDC_JWKS_URL", "")
+if QMS_OIDC_ISSUER and not (QMS_OIDC_AUDIENCE and QMS_OIDC_JWKS_URL):
+    raise ImproperlyConfigured("QMS_OIDC_ISSUER needs QMS_OIDC_AUDIENCE and QMS_OIDC_JWKS_URL")
 
 LOGGING = {
     "version": 1,

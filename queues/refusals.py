@@ -100,6 +100,26 @@ class TokenAlreadyRedeemed(TokenRefused):
     code, detail, http_status = "token_already_redeemed", "The token was already redeemed.", 409
 
 
+class IdentityTokenRefused(Refusal):
+    """An OpenID Connect provider's access token that QMS does not accept (queues/oidc.py); the code says why."""
+
+    code, detail, http_status, close_code = ("oidc_token_invalid", "The identity token's signature or claims are "
+                                             "invalid.", 401, CloseCode.NOT_AUTHENTICATED)
+    codes: ClassVar[dict[str, str]] = {
+        "oidc_token_invalid": "The identity provider's token is malformed, unsigned (`alg: none`), not RS256/ES256, "
+                              "badly signed, or lacks `sub`/`exp`/`aud`.",
+        "oidc_wrong_issuer": "The token was issued by an identity provider QMS does not trust.",
+        "oidc_wrong_audience": "The identity provider's token is for another audience.",
+        "oidc_token_expired": "The identity provider's token has expired: get a new one from it.",
+        "oidc_unknown_key": "The token was signed with a key the identity provider's JWKS does not list.",
+    }
+
+
+class IdentityProviderUnavailable(Refusal):
+    code, detail, http_status, close_code = ("oidc_jwks_unavailable", "The identity provider's keys cannot be "
+                                             "fetched; retry later.", 503, CloseCode.NOT_AUTHENTICATED)
+
+
 def refusal_classes() -> list[type[Refusal]]:
     """Every refusal class defined so far, base first (for the documented error table)."""
     found, pending = [], [Refusal]

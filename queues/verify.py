@@ -107,11 +107,14 @@ def _max_age(cache_control: str | None) -> float | None:
 
 
 class JwksCache:
-    """The QMS public keys by `kid`, fetched from the JWKS URL, refreshed on expiry or on an unknown `kid`."""
+    """Public keys by `kid` (QMS's, or an OIDC provider's), fetched from the JWKS URL, refreshed on expiry or on an
+    unknown `kid`."""
 
     def __init__(self, url: str, *, cache_seconds: float | None = None, min_refetch_seconds: float = 10.0,
-                 timeout: float = 5.0, clock: Callable[[], float] = time.monotonic):
+                 timeout: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                 algorithms: tuple[str, ...] = (ALGORITHM,)):
         self.url = url
+        self.algorithms = algorithms  # keys for other algorithms (an OIDC provider's encryption keys) are skipped
         self.cache_seconds = cache_seconds  # None: the response's max-age (else DEFAULT_CACHE_SECONDS)
         self.min_refetch_seconds = min_refetch_seconds
         self.timeout = timeout
@@ -121,6 +124,11 @@ class JwksCache:
         self._fresh_until = float("-inf")
         self._last_attempt = float("-inf")
         self._lock = threading.Lock()
+
+    def known(self, kid: str) -> jwt.PyJWK | None:
+        """The key `kid` if the cache holds it fresh, else None: never a fetch (safe on an event loop)."""
+        key = self._keys.get(kid)
+        return key if key is not None and self.clock() < self._fresh_until else None
 
     def key(self, kid: str) -> jwt.PyJWK:
         """The public key `kid`; raises AdmissionTokenError (`token_unknown_key`) or JwksUnavailable."""
@@ -153,9 +161,13 @@ class JwksCache:
                 max_age = _max_age(response.headers.get("Cache-Control"))
             keys = {}
             for entry in document.get("keys", []):
-                if entry.get("kid") and entry.get("alg", ALGORITHM) == ALGORITHM:
-                    keys[entry["kid"]] = jwt.PyJWK(entry, algorithm=ALGORITHM)
-        except (OSError, ValueError, jwt.PyJWTError):
+                try:  # no `alg`: inferred from the key type (EC P-256: ES256, RSA: RS256)
+                    key = jwt.PyJWK(entry, algorithm=entry.get("alg"))
+                except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+                    continue  # a key of a kind we cannot use does not hide the others
+                if entry.get("kid") and entry.get("use", "sig") == "sig" and key.algorithm_name in self.algorithms:
+                    keys[entry["kid"]] = key
+        except (OSError, ValueError, AttributeError, jwt.PyJWTError):
             return  # stale keys beat no keys: QMS being down must not stop verification
         ttl = self.cache_seconds if self.cache_seconds is not None else (
             max_age if max_age is not None else DEFAULT_CACHE_SECONDS)

@@ -1,11 +1,15 @@
-"""WebSocket authentication: the session cookie (browsers) or a SimpleJWT access token (API clients), and
-the browser `Origin` check.
+"""WebSocket authentication: the session cookie (browsers), a SimpleJWT access token, or an OpenID Connect
+provider's access token (queues/oidc.py) (API clients), and the browser `Origin` check.
 
 API clients send the token in `?token=` or as a subprotocol: they offer
 `["qms.jwt", "<access token>"]` and the server selects `qms.jwt`. A session
-cookie, when there is one, is tried first. Either way the user is looked up
-in one trip to a worker thread, not on Channels' shared sync thread: during an
-on-sale storm a thousand sockets a second authenticate in parallel.
+cookie, when there is one, is tried first. A token's user comes from the
+per-process memory of active users (queues/known_users.py) when it was looked up
+in the last minute: a reconnect, a second device or a storm of retries costs no
+query and no thread. Otherwise the lookup is one trip to a worker thread, not to
+Channels' shared sync thread: during an on-sale storm a thousand sockets a second
+authenticate in parallel. A session is read on every connect (a logout must end
+it); only its user row is remembered.
 """
 
 from __future__ import annotations
@@ -16,14 +20,21 @@ from channels.auth import AuthMiddleware, get_user
 from channels.db import database_sync_to_async
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
 from django.http.request import split_domain_port, validate_host
+from django.utils.crypto import constant_time_compare
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
+from queues import oidc
+from queues.known_users import known_users
+from queues.refusals import Refusal
+
 JWT_SUBPROTOCOL = "qms.jwt"
+MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 def token_from_scope(scope) -> str | None:
@@ -37,18 +48,66 @@ def token_from_scope(scope) -> str | None:
     return None
 
 
-def _user_for_token(raw: str):
+def _user_id_of(raw: str):
+    """The user id of a valid SimpleJWT access token (HS256: cheap enough for the event loop), else None."""
     try:
-        token = AccessToken(raw)
-        user_id = token[api_settings.USER_ID_CLAIM]
-    except (TokenError, KeyError):
+        # SimpleJWT writes the id as a string: the primary key's own type finds the remembered user.
+        return get_user_model()._meta.get_field(api_settings.USER_ID_FIELD).to_python(
+            AccessToken(raw)[api_settings.USER_ID_CLAIM])
+    except (TokenError, KeyError, ValidationError):
+        return None
+
+
+def _provider_user(raw: str):
+    """The local user of a provider token, verified with a fetch of the JWKS if need be; None if refused."""
+    try:
+        return oidc.local_user(oidc.provider().claims(raw))
+    except Refusal:  # the socket closes 4401 like any anonymous one
+        return None
+
+
+provider_user = database_sync_to_async(_provider_user, thread_sensitive=False)
+load_user = database_sync_to_async(known_users.load, thread_sensitive=False)
+
+
+async def user_for_token(raw: str):
+    """The active user a token names: remembered (no query, no thread), else one trip to a worker thread."""
+    if oidc.is_provider_token(raw):
+        try:  # with the provider's key already cached the whole check runs here
+            user = oidc.remembered_user(oidc.provider().claims(raw, fetch=False))
+        except oidc.KeyNotCached:
+            user = None
+        except Refusal:
+            return AnonymousUser()
+        return user or await provider_user(raw) or AnonymousUser()
+    user_id = _user_id_of(raw)
+    if user_id is None:
         return AnonymousUser()
-    user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}, is_active=True).first()
-    return user or AnonymousUser()
+    return known_users.get(user_id) or await load_user(user_id) or AnonymousUser()
 
 
-user_for_token = database_sync_to_async(_user_for_token, thread_sensitive=False)
-session_user = database_sync_to_async(get_user.func, thread_sensitive=False)  # Channels' own lookup
+def _session_user(scope):
+    """Channels' `get_user`, with the user remembered: the session itself is read every time (a logout, a
+    password change ends the socket's login at once), the user row only once a minute."""
+    session = scope["session"]
+    try:
+        user_id = get_user_model()._meta.pk.to_python(session[SESSION_KEY])
+        backend_path = session[BACKEND_SESSION_KEY]
+    except (KeyError, ValidationError):
+        return AnonymousUser()
+    if backend_path != MODEL_BACKEND:  # another backend may look users up its own way
+        return get_user.func(scope)
+    user = known_users.load(user_id)
+    if user is None:
+        return AnonymousUser()
+    session_hash = session.get(HASH_SESSION_KEY)
+    if not (session_hash and constant_time_compare(session_hash, user.get_session_auth_hash())):
+        session.flush()
+        return AnonymousUser()
+    return user
+
+
+session_user = database_sync_to_async(_session_user, thread_sensitive=False)
 
 
 class SessionOrJwtAuthMiddleware(AuthMiddleware):
