@@ -70,6 +70,7 @@ bench: install-dev
 	QMS_BENCH_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/broadcast.py $(if $(filter full,$(BENCH_SCALE)),,--sizes 1000 10000 --repeat 3)
 	$(BIN)/python bench/load.py $(if $(filter full,$(BENCH_SCALE)),--fans 10000,--fans 1000 --repeat 2)
 	$(BIN)/python bench/verify_path.py $(if $(filter full,$(BENCH_SCALE)),,--admissions 1000 --repeat 2 --duration 4)
+	$(BIN)/python bench/embedded_storm.py --rate 400 --seconds 5 $(if $(filter full,$(BENCH_SCALE)),--repeat 3,--repeat 2)
 
 screenshots: install-dev browser
 	$(BIN)/python bench/screenshots.py
