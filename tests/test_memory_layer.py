@@ -8,9 +8,6 @@ underneath (expiry found through heaps and a channel → groups index) without c
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 
 import pytest
 from channels.exceptions import ChannelFull
@@ -278,13 +275,3 @@ async def test_expiry_takes_out_of_groups_without_walking_every_group():
     layer._clean_expired()
     assert sorted(visited) == ["event.1", "fan.1.0"]
     assert "socket0" not in layer.groups.get("event.1", {}) and "fan.1.0" not in layer.groups
-
-
-def test_the_embedded_default_uses_it():
-    """`make run` (no QMS_REDIS_URL) gets this layer; production keeps channels_redis."""
-    env = {k: v for k, v in os.environ.items() if k not in ("QMS_REDIS_URL", "DATABASE_URL")}
-    code = ("import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'qms_project.settings'; django.setup(); "
-            "from django.conf import settings; print(settings.CHANNEL_LAYERS['default']['BACKEND'])")
-    backend = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
-                             timeout=60).stdout.strip()
-    assert backend == "queues.realtime.memory_layer.MemoryChannelLayer"
