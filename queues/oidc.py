@@ -16,6 +16,7 @@ import jwt
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework_simplejwt.settings import api_settings as simplejwt_settings
@@ -166,3 +167,14 @@ class OidcAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return f'Bearer realm="{self.www_authenticate_realm}"'
+
+
+class OidcAuthenticationScheme(OpenApiAuthenticationExtension):
+    """The OpenAPI schema's name for `OidcAuthentication` (a bearer JWT from the platform's identity provider)."""
+
+    target_class = "queues.oidc.OidcAuthentication"
+    name = "oidcAuth"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "An access token of the platform's OpenID Connect provider (QMS_OIDC_ISSUER)."}
