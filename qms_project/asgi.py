@@ -2,9 +2,9 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qms_project.settings")
+
+from qms_project.http import get_asgi_application  # noqa: E402 - Django's handler, one thread hop per request
 
 django_asgi_app = get_asgi_application()
 
