@@ -6,11 +6,12 @@ to the production components.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 import redis
+from django.core.exceptions import ImproperlyConfigured
 from redis.driver_info import DriverInfo
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -304,6 +305,8 @@ SPECTACULAR_SETTINGS = {
 
 SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
+    # Fans log in before the on-sale (docs/DEPLOYMENT.md, runbook): a refresh, unlike a login, hashes no password.
+    "REFRESH_TOKEN_LIFETIME": timedelta(hours=float(os.environ.get("QMS_JWT_REFRESH_HOURS", "24"))),
 }
 
 # A platform with its own login: QMS accepts its OpenID Connect provider's access tokens (RS256/ES256), verified
