@@ -292,8 +292,10 @@
     S.updatedAt = new Date();
     S.saleOpen = true;
     if (!S.random) { rememberJoinPosition(place.ahead + 1); }
+    const joined = S.phase !== "waiting";
     setPhase("waiting");
-    announce(S.paused ? _("You are in line. Admission is paused for now.") : _("You are in line."), true);
+    // Only on arriving: a status pulled again (a reconnect, a poll) must not talk over the place's news.
+    if (joined) { announce(S.paused ? _("You are in line. Admission is paused for now.") : _("You are in line."), true); }
     render();
   }
 
