@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PROD_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/qms
 PROD_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: install install-dev browser gettext messages run run-prod test lint bench screenshots
+.PHONY: install install-dev browser nginx wrk gettext messages run run-prod test lint bench screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,19 +40,31 @@ messages: install gettext
 	$(BIN)/python manage.py compilemessages -l de -i .venv
 
 run: install
+	$(BIN)/python manage.py collectstatic --noinput -v0  # hashed, gzipped, cached for good (WhiteNoise)
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py seed_demo
 	exec $(BIN)/python manage.py serve
 
-# Production topology on this machine: PostgreSQL, Redis, 2 Daphne, a Celery worker, beat (Procfile).
-run-prod: install
+# nginx, in front of the production topology (`make run-prod`) and for bench/arrival.py.
+nginx:
+	@command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
+
+# wrk, the HTTP load generator of bench/http_path.py.
+wrk:
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+
+# Production topology on this machine: PostgreSQL, Redis, nginx on :8080 (static files; /ws/ to 2 Daphne,
+# the rest to gunicorn), a Celery worker, beat (Procfile).
+run-prod: install nginx
 	mkdir -p var
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python deploy/local_nginx.py var/nginx 8080 8000 8001 8002 $(CURDIR)/staticfiles
 	rm -rf var/prometheus && mkdir var/prometheus  # /metrics adds up every process's files: start from none
 	test -s var/signing-key.pem || $(BIN)/python -c "from queues.tokens import generate_private_pem as g; print(g(), end='')" > var/signing-key.pem
 	psql "$(dir $(PROD_DATABASE_URL))postgres" -tAc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(PROD_DATABASE_URL))'" | grep -q 1 \
 	  || psql "$(dir $(PROD_DATABASE_URL))postgres" -c "CREATE DATABASE $(notdir $(PROD_DATABASE_URL))"
 	DATABASE_URL=$(PROD_DATABASE_URL) QMS_REDIS_URL=$(PROD_REDIS_URL) $(BIN)/python manage.py migrate --noinput -v0
-	DATABASE_URL=$(PROD_DATABASE_URL) QMS_REDIS_URL=$(PROD_REDIS_URL) PORT=8001 $(BIN)/python manage.py seed_demo
+	DATABASE_URL=$(PROD_DATABASE_URL) QMS_REDIS_URL=$(PROD_REDIS_URL) PORT=8080 $(BIN)/python manage.py seed_demo
 	DATABASE_URL=$(PROD_DATABASE_URL) QMS_REDIS_URL=$(PROD_REDIS_URL) QMS_SIGNING_KEY_FILE=var/signing-key.pem \
 	  PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/prometheus exec $(BIN)/honcho start -f Procfile
 

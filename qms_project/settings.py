@@ -14,6 +14,8 @@ import redis
 from django.core.exceptions import ImproperlyConfigured
 from redis.driver_info import DriverInfo
 
+from qms_project.staticfiles import collected_is_current
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -141,15 +143,18 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-WHITENOISE_USE_FINDERS = True  # serves static/ as is: the embedded run needs no collectstatic
-# collectstatic writes here (production). WhiteNoise serves STATIC_ROOT too and warns at every start when it
-# does not exist, so STATIC_ROOT names it only once collected; collectstatic finds it through STORAGES.
-_COLLECTED_STATIC = BASE_DIR / "staticfiles"
+# collectstatic writes here (`make run`, `make run-prod`): hashed names, gzip copies, a manifest; served with
+# far-future caching by WhiteNoise (embedded) or nginx (production). Until that copy is current, WhiteNoise serves
+# static/ as it is (qms_project/staticfiles.py). WhiteNoise warns at every start when STATIC_ROOT does not exist,
+# so STATIC_ROOT names it only once collected; collectstatic finds it through STORAGES.
+_COLLECTED_STATIC = Path(os.environ.get("DJANGO_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATIC_ROOT = _COLLECTED_STATIC if _COLLECTED_STATIC.is_dir() else None
+_STATIC_CURRENT = collected_is_current(_COLLECTED_STATIC, STATICFILES_DIRS)
+WHITENOISE_USE_FINDERS = not _STATIC_CURRENT
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
-                    "OPTIONS": {"location": _COLLECTED_STATIC}},
+    "staticfiles": {"BACKEND": "qms_project.staticfiles.CollectedStaticFilesStorage",
+                    "OPTIONS": {"location": _COLLECTED_STATIC, "current": _STATIC_CURRENT}},
 }
 
 LOGIN_URL = "/accounts/login/"

@@ -150,8 +150,8 @@ def start_topology(tmp: Path, fans: int, *, database_port: int | None = None, re
         for process in processes:
             topology.start(process)
         for index in range(2):
-            wait_http(f"{topology.base(index)}/readyz", timeout=40,
-                      process=topology.processes.get(f"web{index + 1}"))
+            if f"web{index + 1}" in processes:  # a test may start its web processes later (test_nginx_routing)
+                wait_http(f"{topology.base(index)}/readyz", timeout=40, process=topology.processes[f"web{index + 1}"])
     except Exception:
         stop_topology(topology)
         raise
