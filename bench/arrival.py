@@ -12,8 +12,9 @@ fresh database, run in turn `--repeat` times (fresh fans each run), so noise hit
 - `embedded`: the same after `collectstatic` (as `make run` does now): WhiteNoise serves the gzip copy of
   content-hashed files, `immutable`, cached for good;
 - `production-proxied`: the Procfile's web1 and web2 (Daphne, PostgreSQL, Redis) behind nginx with every
-  path proxied, static files too (WhiteNoise in Daphne), as docs/DEPLOYMENT.md configured nginx before;
-- `production`: the same behind deploy/nginx.conf as it is: nginx serves the collected static files itself.
+  path proxied to them, static files too (WhiteNoise in Daphne), as docs/DEPLOYMENT.md configured nginx before;
+- `production`: the Procfile's front as it is now: deploy/nginx.conf serves the collected static files itself,
+  pages go to gunicorn (`http`), the socket to web1 and web2.
 
     .venv/bin/python bench/arrival.py [--fans 300] [--rate 50] [--repeat 3]
 
@@ -43,7 +44,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qms_project.settings")
 from websockets.asyncio.client import connect  # noqa: E402
 
 from bench.procstat import cpu_seconds  # noqa: E402
-from tests.e2e.servers import PYTHON, Process, base_env, free_port, manage, wait_http  # noqa: E402
+from deploy.local_nginx import render  # noqa: E402
+from tests.e2e.servers import PYTHON, Process, base_env, free_port, free_ports, manage, wait_http  # noqa: E402
 from tests.e2e.topology import start_topology, stop_topology  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -114,62 +116,33 @@ def embedded(tmp: Path, fans: int, collected: bool) -> Setup:
                  seeded["sessions"], process.stop)
 
 
-def nginx_config(tmp: Path, port: int, upstreams: list[int], static_root: Path, serve_static: bool) -> Path:
-    """deploy/nginx.conf with this run's addresses, in a minimal nginx.conf of its own (no TLS here)."""
-    site = (ROOT / "deploy" / "nginx.conf").read_text()
-    site = site.replace("127.0.0.1:8001", f"127.0.0.1:{upstreams[0]}").replace("127.0.0.1:8002",
-                                                                                 f"127.0.0.1:{upstreams[1]}")
-    site = site.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{port};")
-    site = site.replace("/srv/qms/staticfiles/", f"{static_root}/")
-    if not serve_static:  # as docs/DEPLOYMENT.md had it: /static/ proxied to Daphne (WhiteNoise)
-        site = re.sub(r"    location /static/ \{.*?\n    \}\n", "", site, flags=re.S)
-    config = tmp / "nginx.conf"
-    # Run as root (as here), nginx's workers would drop to "nobody", who cannot read the bench's private tmp dir.
-    user = "user root;" if os.geteuid() == 0 else ""
-    config.write_text(f"""
-{user}
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-    include /etc/nginx/mime.types;
-    access_log off;
-    client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-{site}
-}}
-""")
-    return config
-
-
-def production(tmp: Path, fans: int, serve_static: bool) -> Setup:
+def production(tmp: Path, fans: int, front: bool) -> Setup:
+    """The Procfile's web1 and web2 behind deploy/nginx.conf: with `front`, as it is (static files from nginx,
+    pages to the Procfile's gunicorn `http`); without, every path proxied to the Daphnes, as before."""
     static_root = tmp / "static"
-    topology = start_topology(tmp, 0, processes=("web1", "web2"), DJANGO_STATIC_ROOT=str(static_root))
+    http_port, port = free_ports(2)
+    topology = start_topology(tmp, 0, processes=(), DJANGO_STATIC_ROOT=str(static_root),
+                              QMS_HTTP_PORT=str(http_port), QMS_NGINX_DIR=str(tmp / "nginx"))
     try:
         collect_static(topology.env, static_root)
-        for name in ("web1", "web2"):  # restarted: the collected copy is read at start
-            topology.processes[name].stop()
+        names = ["web1", "web2", "http"] if front else ["web1", "web2"]
+        for name in names:
             topology.start(name)
         for index in range(2):
-            wait_http(f"{topology.base(index)}/healthz", timeout=60, process=topology.processes[f"web{index + 1}"])
+            wait_http(f"{topology.base(index)}/readyz", timeout=60, process=topology.processes[f"web{index + 1}"])
+        if front:
+            wait_http(f"http://{HOST}:{http_port}/healthz", timeout=60, process=topology.processes["http"])
         seeded = seed(topology.env, fans)
-        port = free_port()
-        config = nginx_config(tmp, port, topology.ports, static_root, serve_static)
-        nginx = Process("nginx", ["nginx", "-c", str(config), "-p", str(tmp)], topology.env, tmp)
-        wait_http(f"http://{HOST}:{port}/healthz", timeout=30, process=nginx)
+        render(tmp / "nginx", port, [http_port] if front else topology.ports, topology.ports, static_root,
+               serve_static=front)
+        topology.start("proxy")
+        wait_http(f"http://{HOST}:{port}/healthz", timeout=30, process=topology.processes["proxy"])
     except BaseException:
         stop_topology(topology)
         raise
-
-    def stop() -> None:
-        nginx.stop()
-        stop_topology(topology)
-
-    return Setup("production" if serve_static else "production-proxied", port,
-                 [topology.processes["web1"], topology.processes["web2"], nginx], seeded["event"],
-                 seeded["sessions"], stop)
+    return Setup("production" if front else "production-proxied", port,
+                 [topology.processes[name] for name in [*names, "proxy"]], seeded["event"], seeded["sessions"],
+                 lambda: stop_topology(topology))
 
 
 # --- the fans --------------------------------------------------------------------------------
@@ -329,7 +302,7 @@ def main() -> None:
                 if name.startswith("embedded"):
                     setups.append(embedded(workdir, total, collected=name == "embedded"))
                 else:
-                    setups.append(production(workdir, total, serve_static=name == "production"))
+                    setups.append(production(workdir, total, front=name == "production"))
             for repeat in range(args.repeat):
                 for setup in setups:
                     sessions = setup.sessions[repeat * args.fans:(repeat + 1) * args.fans]

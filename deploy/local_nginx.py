@@ -14,16 +14,21 @@ from pathlib import Path
 SITE = Path(__file__).resolve().parent / "nginx.conf"
 
 
-def render(directory: Path, listen: int, http_port: int, ws_ports: list[int], static_root: Path, *,
+def render(directory: Path, listen: int, http_ports: list[int], ws_ports: list[int], static_root: Path, *,
            serve_static: bool = True) -> Path:
     """Write DIRECTORY/nginx.conf (pid, logs and temp files in DIRECTORY, in the foreground); returns its path.
 
-    `serve_static=False` proxies /static/ to the web processes too, as docs/DEPLOYMENT.md had it before.
+    `http_ports` serve pages and the API (gunicorn), `ws_ports` WebSockets (Daphne). `serve_static=False` proxies
+    /static/ too, as docs/DEPLOYMENT.md had it before (bench/arrival.py measures both).
     """
+    def servers(ports: list[int]) -> str:
+        return "".join(f"    server 127.0.0.1:{port};\n" for port in ports)
+
     site = SITE.read_text()
-    site = re.sub(r"upstream qms \{.*?keepalive", "upstream qms {\n" + "".join(
-        f"    server 127.0.0.1:{port};\n" for port in ws_ports) + "    keepalive", site, count=1, flags=re.S)
-    site = site.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{http_port};")
+    site = re.sub(r"upstream qms \{.*?keepalive", f"upstream qms {{\n{servers(ws_ports)}    keepalive", site,
+                  count=1, flags=re.S)
+    site = re.sub(r"upstream qms_http \{.*?keepalive", f"upstream qms_http {{\n{servers(http_ports)}    keepalive",
+                  site, count=1, flags=re.S)
     site = site.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{listen};")
     site = site.replace("/srv/qms/staticfiles/", f"{static_root}/")
     if not serve_static:
@@ -52,4 +57,4 @@ http {{
 
 if __name__ == "__main__":
     out, listen, http_port, *ws, static_root = sys.argv[1:]
-    print(render(Path(out), int(listen), int(http_port), [int(p) for p in ws], Path(static_root)))
+    print(render(Path(out), int(listen), [int(http_port)], [int(p) for p in ws], Path(static_root)))

@@ -33,7 +33,7 @@ def front(tmp_path):
                               QMS_HTTP_PORT=str(http_port), QMS_NGINX_DIR=str(tmp_path / "nginx"))
     try:
         manage("collectstatic", "--noinput", "-v0", env=topology.env)
-        render(tmp_path / "nginx", nginx_port, http_port, topology.ports, static_root)
+        render(tmp_path / "nginx", nginx_port, [http_port], topology.ports, static_root)
         yield topology, f"http://127.0.0.1:{nginx_port}", nginx_port
     finally:
         stop_topology(topology)
