@@ -21,6 +21,8 @@ def render(directory: Path, listen: int, http_ports: list[int], ws_ports: list[i
     `http_ports` serve pages and the API (gunicorn), `ws_ports` WebSockets (Daphne). `serve_static=False` proxies
     /static/ too, as docs/DEPLOYMENT.md had it before (bench/arrival.py measures both).
     """
+    directory, static_root = directory.resolve(), static_root.resolve()  # nginx reads paths from its prefix
+
     def servers(ports: list[int]) -> str:
         return "".join(f"    server 127.0.0.1:{port};\n" for port in ports)
 
