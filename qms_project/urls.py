@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from django.views.decorators.cache import cache_page
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
@@ -10,6 +11,8 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from events.views import EventViewSet
 from queues import pages, probes
 from queues.throttles import LoginPerAddressThrottle
+
+JAVASCRIPT_CATALOG_SECONDS = 300
 
 router = DefaultRouter()
 router.register("events", EventViewSet, basename="event")
@@ -30,7 +33,9 @@ urlpatterns = [
     path("healthz", probes.healthz, name="healthz"),
     path("readyz", probes.readyz, name="readyz"),
     path("metrics", probes.prometheus_metrics, name="metrics"),
-    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
+    # Every arriving fan's page loads it, and it only changes with the language and a deploy: cached per language
+    # (the cache key carries the active language) for a few minutes, not rendered per fan (~1 ms each).
+    path("jsi18n/", cache_page(JAVASCRIPT_CATALOG_SECONDS)(JavaScriptCatalog.as_view()), name="javascript-catalog"),
     path("", pages.landing, name="landing"),
     path("events/<int:event_id>/waiting-room/", pages.waiting_room, name="waiting-room"),
     path("demo/reservation/", pages.demo_reservation, name="demo-reservation"),
