@@ -1,4 +1,5 @@
-"""Where real-time messages go (the channel-layer groups) and publishing what the engine decided."""
+"""Where real-time messages go (the event group; a fan's own socket, as the store records it) and publishing what
+the engine decided."""
 
 from __future__ import annotations
 
