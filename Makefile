@@ -72,7 +72,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 
 # Each run has a test database of its own (two runs on one machine do not drop each other's).
-test: install-dev browser gettext lint
+test: install-dev browser gettext nginx lint
 	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_POOL=0 QMS_TEST_REDIS_URL=$(TEST_REDIS_URL) \
 	  DJANGO_TEST_DATABASE_NAME=test_qms_$$$$ $(BIN)/pytest
 
