@@ -277,7 +277,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # First: it steps aside for SimpleJWT's own (HS256) tokens, which JWTAuthentication would refuse.
         "queues.oidc.OidcAuthentication",
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # SimpleJWT's, with the user from the per-process memory the socket uses: a status poll makes no user query.
+        "queues.authentication.RememberedUserJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

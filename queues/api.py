@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from events.models import Event
 
 from . import admission
+from .recent_events import recent_events
 from .refusals import EventNotFound, NotInQueue
 from .serializers import (
     ErrorSerializer,
@@ -28,11 +29,13 @@ JOIN_REQUEST = inline_serializer("JoinRequest", {"pow": inline_serializer("Proof
     "challenge": serializers.CharField(), "solution": serializers.CharField(max_length=64)}, required=False)})
 
 
-def get_event(event_id: int) -> Event:
-    try:
-        return Event.objects.get(pk=event_id)
-    except Event.DoesNotExist:
-        raise EventNotFound() from None
+def get_event(event_id: int, *, recent: bool = False) -> Event:
+    """The event, read now; `recent=True` (a fan's status poll, join, leave only) accepts this process's copy
+    of at most 2 s (queues/recent_events.py): an operator's pause reaches fans within that."""
+    event = recent_events.get(event_id) if recent else Event.objects.filter(pk=event_id).first()
+    if event is None:
+        raise EventNotFound()
+    return event
 
 
 class QueueView(APIView):
@@ -47,21 +50,21 @@ class QueueView(APIView):
     def post(self, request, event_id: int):
         pow_body = request.data.get("pow") if isinstance(request.data, dict) else None
         pow_body = pow_body if isinstance(pow_body, dict) else {}
-        result = admission.enter(get_event(event_id), request.user, pow_challenge=pow_body.get("challenge"),
-                                 pow_solution=pow_body.get("solution"))
+        result = admission.enter(get_event(event_id, recent=True), request.user,
+                                 pow_challenge=pow_body.get("challenge"), pow_solution=pow_body.get("solution"))
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(QueueStatusSerializer(result).data, status=code)
 
     @extend_schema(responses={200: QueueStatusSerializer, **ERRORS})
     def get(self, request, event_id: int):
-        result = admission.status(get_event(event_id), request.user)
+        result = admission.status(get_event(event_id, recent=True), request.user)
         if result is None:
             raise NotInQueue()
         return Response(QueueStatusSerializer(result).data)
 
     @extend_schema(responses={204: None, **ERRORS})
     def delete(self, request, event_id: int):
-        if not admission.leave(get_event(event_id), request.user):
+        if not admission.leave(get_event(event_id, recent=True), request.user):
             raise NotInQueue()
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -26,10 +26,10 @@ from django.core.exceptions import ValidationError
 from django.http.request import split_domain_port, validate_host
 from django.utils.crypto import constant_time_compare
 from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import AccessToken
 
 from queues import oidc
+from queues.authentication import token_user_id
 from queues.known_users import known_users
 from queues.refusals import Refusal
 
@@ -51,10 +51,8 @@ def token_from_scope(scope) -> str | None:
 def _user_id_of(raw: str):
     """The user id of a valid SimpleJWT access token (HS256: cheap enough for the event loop), else None."""
     try:
-        # SimpleJWT writes the id as a string: the primary key's own type finds the remembered user.
-        return get_user_model()._meta.get_field(api_settings.USER_ID_FIELD).to_python(
-            AccessToken(raw)[api_settings.USER_ID_CLAIM])
-    except (TokenError, KeyError, ValidationError):
+        return token_user_id(AccessToken(raw))
+    except TokenError:
         return None
 
 

@@ -23,6 +23,7 @@ from channels.db import database_sync_to_async
 from events.models import Event
 
 from ..protocol import MessageType
+from ..recent_events import recent_events
 from .publish import event_group
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ class ProcessFanout:
         waiting: a server behind (a storm, a slow client) skips stale places instead of falling further behind.
         Every broadcast follows a change of the event or its queue: this process's copy of the event is dropped."""
         self.events.invalidate(message["message"].get("event"))
+        recent_events.forget(message["message"].get("event"))  # the HTTP requests' copy in this process too
         if message["message"]["type"] == MessageType.PROGRESS:
             event_id = message["message"].get("event")
             self.pending = [m for m in self.pending if not (m["message"]["type"] == MessageType.PROGRESS
