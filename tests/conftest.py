@@ -92,6 +92,17 @@ def make_event(db):
 
 
 @pytest.fixture(autouse=True)
+def forget_process_copies():
+    """Each test starts with this process's memory of users and copy of events empty (one test's rows are not
+    another's, even when a flushed database hands out an id again)."""
+    from queues.known_users import known_users
+    from queues.recent_events import recent_events
+
+    known_users.clear()
+    recent_events.clear()
+
+
+@pytest.fixture(autouse=True)
 def fast_password_hashing(settings):
     """Logins in tests hash with MD5: PBKDF2's deliberate slowness tests nothing here."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
