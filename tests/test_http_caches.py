@@ -1,7 +1,8 @@
-"""A fan's HTTP requests (status poll, join, leave) read their user and their event from this process's
-copies: one query each per minute (user) and per 2 s (event), not one per request. A deactivated user is refused
-once the memory ages (at once when deactivated in this process); a pause made by another process reaches fans
-within the event copy's max age; operators always read the row itself."""
+"""A fan's arrival pays no lookup it does not need. Its HTTP requests (status poll, join, leave) read their user
+and their event from this process's copies: one query each per minute (user) and per 2 s (event), not one per
+request. A deactivated user is refused once the memory ages (at once when deactivated in this process); a pause
+made by another process reaches fans within the event copy's max age; operators always read the row itself.
+A token socket skips Channels' cookie and session layers; a browser's cookie socket keeps them."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from events.models import Event
 from queues.known_users import known_users
+from queues.realtime.auth import SessionOrJwtAuthMiddlewareStack
 from queues.recent_events import recent_events
+from tests.sockets import Communicator, session_headers
 
 pytestmark = pytest.mark.django_db
 
@@ -121,3 +124,46 @@ def test_operators_read_the_event_itself(redis_store, clock, make_event, make_us
     assert recent_events.get(event.pk).max_active == 10  # the fans' copy has not aged yet
     stats = bearer(operator).get(f"/api/events/{event.id}/queue/stats/")
     assert (stats.status_code, stats.json()["max_active"]) == (200, 20)
+
+
+async def scope_seen_by_the_consumer(path: str, headers=()) -> dict:
+    """The scope the authentication stack hands on, for a socket connecting to `path` with `headers`."""
+    seen = []
+
+    async def consumer(scope, receive, send):
+        seen.append(scope)
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        await receive()  # websocket.disconnect
+
+    comm = Communicator(SessionOrJwtAuthMiddlewareStack(consumer), path, headers=list(headers))
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    await comm.disconnect(timeout=5)
+    return seen[0]
+
+
+@pytest.fixture
+def socket_fan(make_user):
+    return make_user()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_a_token_socket_opens_no_session(socket_fan):
+    scope = await scope_seen_by_the_consumer(f"/ws/events/1/queue/?token={AccessToken.for_user(socket_fan)}")
+    assert "session" not in scope
+    assert scope["user"].pk == socket_fan.pk
+
+
+@pytest.fixture
+def socket_fan_cookie(socket_fan):
+    return session_headers(socket_fan)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.asyncio
+async def test_a_cookie_socket_is_authenticated_by_its_session(socket_fan, socket_fan_cookie):
+    scope = await scope_seen_by_the_consumer("/ws/events/1/queue/", socket_fan_cookie)
+    assert scope["session"].session_key
+    assert scope["user"].pk == socket_fan.pk

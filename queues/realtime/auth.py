@@ -3,7 +3,9 @@ provider's access token (queues/oidc.py) (API clients), and the browser `Origin`
 
 API clients send the token in `?token=` or as a subprotocol: they offer
 `["qms.jwt", "<access token>"]` and the server selects `qms.jwt`. A session
-cookie, when there is one, is tried first. A token's user comes from the
+cookie, when there is one, is tried first; a socket without one skips Channels'
+cookie and session layers (an empty session opened on a worker thread per
+connect, for nothing). A token's user comes from the
 per-process memory of active users (queues/known_users.py) when it was looked up
 in the last minute: a reconnect, a second device or a storm of retries costs no
 query and no thread. Otherwise the lookup is one trip to a worker thread, not to
@@ -16,13 +18,14 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs
 
-from channels.auth import AuthMiddleware, get_user
+from channels.auth import AuthMiddleware, UserLazyObject, get_user
 from channels.db import database_sync_to_async
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
+from django.http import parse_cookie
 from django.http.request import split_domain_port, validate_host
 from django.utils.crypto import constant_time_compare
 from rest_framework_simplejwt.exceptions import TokenError
@@ -109,18 +112,40 @@ session_user = database_sync_to_async(_session_user, thread_sensitive=False)
 
 
 class SessionOrJwtAuthMiddleware(AuthMiddleware):
-    """Channels' AuthMiddleware (scope["user"]): the session's user, else the access token's."""
+    """Channels' AuthMiddleware (scope["user"]): the session's user, else the access token's. A socket with no
+    session cookie has no scope["session"]."""
+
+    def populate_scope(self, scope):
+        scope.setdefault("user", UserLazyObject())
 
     async def resolve_scope(self, scope):
         raw = token_from_scope(scope)
-        user = await session_user(scope) if scope["session"].session_key else AnonymousUser()
+        session = scope.get("session")
+        user = await session_user(scope) if session is not None and session.session_key else AnonymousUser()
         if raw and not user.is_authenticated:
             user = await user_for_token(raw)
         scope["user"]._wrapped = user
 
 
-def SessionOrJwtAuthMiddlewareStack(inner):  # noqa: N802 (named like Channels' AuthMiddlewareStack)
-    return CookieMiddleware(SessionMiddleware(SessionOrJwtAuthMiddleware(inner)))
+def has_session_cookie(scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if name == b"cookie" and settings.SESSION_COOKIE_NAME in parse_cookie(value.decode("latin-1")):
+            return True
+    return False
+
+
+class SessionOrJwtAuthMiddlewareStack:
+    """Channels' cookie and session layers for a socket that carries a session cookie (a browser), none for one
+    that does not (`?token=`, the subprotocol): without a cookie they only open an empty session on a worker
+    thread, a thread trip per connect in a storm of token sockets for nothing."""
+
+    def __init__(self, inner):
+        self.by_token = SessionOrJwtAuthMiddleware(inner)
+        self.by_cookie = CookieMiddleware(SessionMiddleware(self.by_token))
+
+    async def __call__(self, scope, receive, send):
+        app = self.by_cookie if has_session_cookie(scope) else self.by_token
+        return await app(scope, receive, send)
 
 
 def origin_allowed(scope) -> bool:
