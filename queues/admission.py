@@ -211,7 +211,8 @@ def join(event: Event, user) -> QueueStatus:
     if place is None and event.draining:
         raise QueueDraining()
     if place is None and in_prequeue(event) and event.prequeue_opens_at and timezone.now() < event.prequeue_opens_at:
-        raise QueueNotOpen(f"The queue opens at {event.prequeue_opens_at.isoformat()}.")
+        opens_at = event.prequeue_opens_at.isoformat()
+        raise QueueNotOpen(f"The queue opens at {opens_at}.", opens_at=opens_at)
     prequeue = in_prequeue(event)
     place = store.join(event.id, user.id, prequeue_key=prequeue_rng.random() if prequeue else None, now=_now())
     if place.created:

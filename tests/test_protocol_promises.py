@@ -8,7 +8,7 @@ carries, English `detail`s whatever the Accept-Language, the page size bounds.
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
@@ -67,6 +67,7 @@ def test_a_prequeue_not_open_yet_refuses_a_socket_with_4409(realtime, make_event
                        sale_starts_at=timezone.now() + timedelta(minutes=20))
     error, code = async_to_sync(refused)(event.id, make_user())
     assert (error["type"], error["code"], code) == ("error", "queue_not_open", 4409)
+    assert datetime.fromisoformat(error["opens_at"]) == event.prequeue_opens_at  # the page retries then
 
 
 def test_a_draining_event_keeps_the_sockets_of_fans_already_waiting(realtime, make_event, make_user):

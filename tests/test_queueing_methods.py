@@ -115,6 +115,7 @@ def test_prequeue_window_refusal_over_the_api(store, make_event, make_user):
     client.force_authenticate(make_user())
     response = client.post(f"/api/events/{event.id}/queue/")
     assert (response.status_code, response.json()["code"]) == (409, "queue_not_open")
+    assert response.json()["opens_at"] == event.prequeue_opens_at.isoformat()  # when to try again
 
 
 @pytest.fixture

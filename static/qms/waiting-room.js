@@ -361,7 +361,7 @@
   // place: show the refusal, and try again by itself.
   function refused(refusal) {
     const code = refusal ? refusal.code : null;
-    const opensAt = code === "queue_not_open" ? openingTime(refusal.detail) : null;
+    const opensAt = code === "queue_not_open" ? openingTime(refusal) : null;
     if (opensAt) {
       const when = dateTimeFormat.format(new Date(opensAt));
       setText("wr-opens-at", when);
@@ -375,11 +375,9 @@
     scheduleRejoin(nextRejoinDelay());
   }
 
-  // The server's detail names the opening ("The queue opens at <ISO 8601>."): it is current, the page's
-  // data attribute is as old as the page.
-  function openingTime(detail) {
-    const stamp = typeof detail === "string" ? detail.match(/\d{4}-\d{2}-\d{2}T[\d:.]+(?:Z|[+-]\d{2}:\d{2})/) : null;
-    const parsed = stamp ? Date.parse(stamp[0]) : NaN;
+  // The refusal's `opens_at` is current; the page's data attribute is as old as the page.
+  function openingTime(refusal) {
+    const parsed = typeof refusal.opens_at === "string" ? Date.parse(refusal.opens_at) : NaN;
     return isFinite(parsed) ? parsed : cfg.prequeueOpensAt;
   }
 
