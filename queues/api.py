@@ -50,7 +50,12 @@ class QueueView(APIView):
     def post(self, request, event_id: int):
         pow_body = request.data.get("pow") if isinstance(request.data, dict) else None
         pow_body = pow_body if isinstance(pow_body, dict) else {}
-        result = admission.enter(get_event(event_id, recent=True), request.user,
+        event = get_event(event_id, recent=True)
+        if admission.socket_join_needs_service(event):
+            # As the socket's join: proof of work, a drain, a pre-queue not open, or a queue that admits on
+            # join (a tick) decide on the event as it is, not on a copy that may predate a pause.
+            event = get_event(event_id)
+        result = admission.enter(event, request.user,
                                  pow_challenge=pow_body.get("challenge"), pow_solution=pow_body.get("solution"))
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(QueueStatusSerializer(result).data, status=code)

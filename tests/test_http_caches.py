@@ -116,6 +116,14 @@ def test_a_pause_saved_in_this_process_reaches_fans_at_once(redis_store, clock, 
     assert client.get(url).json()["paused"] is True
 
 
+def test_a_join_that_may_admit_at_once_reads_the_event_itself(redis_store, clock, make_event, make_user):
+    event = make_event(paused=False, queue_enabled=False)  # everyone in at once: a join runs the tick
+    url = f"/api/events/{event.id}/queue/"
+    assert bearer(make_user()).post(url).json()["state"] == "admitted"  # this process now holds a copy
+    Event.objects.filter(pk=event.pk).update(paused=True)  # no signal here: as another process does
+    assert bearer(make_user()).post(url).json()["state"] == "waiting"  # paused: nobody admitted
+
+
 def test_operators_read_the_event_itself(redis_store, clock, make_event, make_user):
     event = make_event(paused=True, max_active=10)
     fan, operator = make_user(), make_user(is_staff=True)
