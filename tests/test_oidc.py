@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.contrib.auth import get_user_model
@@ -233,8 +233,8 @@ def test_without_an_issuer_configured_provider_tokens_are_simplejwts_to_refuse(s
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("via", ["query", "subprotocol"])
 async def test_a_provider_token_joins_on_the_socket(idp, realtime, make_event, via):
-    event = await sync_to_async(make_event)(paused=True)
-    token = await sync_to_async(idp.token)(kid="ec-1")
+    event = await database_sync_to_async(make_event)(paused=True)
+    token = await database_sync_to_async(idp.token)(kid="ec-1")
     if via == "query":
         comm, queued = await open_socket(event.id, None, query=f"token={token}")
     else:
@@ -250,9 +250,9 @@ async def test_a_provider_token_joins_on_the_socket(idp, realtime, make_event, v
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("case", list(REFUSED))
 async def test_a_refused_provider_token_closes_the_socket_with_4401(idp, realtime, make_event, case):
-    event = await sync_to_async(make_event)(paused=True)
+    event = await database_sync_to_async(make_event)(paused=True)
     make_token, _code = REFUSED[case]
-    comm = socket(event.id, query=f"token={await sync_to_async(make_token)(idp)}")
+    comm = socket(event.id, query=f"token={await database_sync_to_async(make_token)(idp)}")
     await comm.connect(timeout=5)
     assert (await comm.receive_json_from(timeout=5))["code"] == "not_authenticated"
     assert await closed_with(comm) == CloseCode.NOT_AUTHENTICATED
@@ -287,8 +287,8 @@ async def connect_times(event_id: int, times: int, **kw) -> None:
 @pytest.mark.django_db(transaction=True)
 async def test_repeated_jwt_connects_look_the_user_up_at_most_once(realtime, make_event, make_user, user_queries):
     known_users.clear()
-    event = await sync_to_async(make_event)(paused=True)
-    token = await sync_to_async(lambda: str(AccessToken.for_user(make_user())))()
+    event = await database_sync_to_async(make_event)(paused=True)
+    token = await database_sync_to_async(lambda: str(AccessToken.for_user(make_user())))()
     user_queries.clear()
     await connect_times(event.id, 5, headers=None, query=f"token={token}")
     assert len(user_queries) <= 1, user_queries
@@ -298,9 +298,9 @@ async def test_repeated_jwt_connects_look_the_user_up_at_most_once(realtime, mak
 @pytest.mark.django_db(transaction=True)
 async def test_repeated_provider_token_connects_look_the_user_up_at_most_once(idp, realtime, make_event,
                                                                                user_queries):
-    event = await sync_to_async(make_event)(paused=True)
-    token = await sync_to_async(idp.token)()
-    await sync_to_async(oidc.local_user)(oidc.provider().claims(token))  # the fan's first arrival made the row
+    event = await database_sync_to_async(make_event)(paused=True)
+    token = await database_sync_to_async(idp.token)()
+    await database_sync_to_async(oidc.local_user)(oidc.provider().claims(token))  # the fan's first arrival made the row
     known_users.clear()
     user_queries.clear()
     await connect_times(event.id, 5, headers=None, query=f"token={token}")
@@ -312,8 +312,8 @@ async def test_repeated_provider_token_connects_look_the_user_up_at_most_once(id
 async def test_repeated_session_connects_read_the_user_row_at_most_once(realtime, make_event, make_user,
                                                                         user_queries):
     known_users.clear()
-    event = await sync_to_async(make_event)(paused=True)
-    headers = await sync_to_async(session_headers)(await sync_to_async(make_user)())
+    event = await database_sync_to_async(make_event)(paused=True)
+    headers = await database_sync_to_async(session_headers)(await database_sync_to_async(make_user)())
     user_queries.clear()
     await connect_times(event.id, 5, headers=headers)
     assert len(user_queries) <= 1, user_queries
@@ -322,12 +322,12 @@ async def test_repeated_session_connects_read_the_user_row_at_most_once(realtime
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
 async def test_a_user_deactivated_in_this_process_is_refused_at_the_next_connect(realtime, make_event, make_user):
-    event = await sync_to_async(make_event)(paused=True)
-    fan = await sync_to_async(make_user)()
-    token = str(await sync_to_async(AccessToken.for_user)(fan))
+    event = await database_sync_to_async(make_event)(paused=True)
+    fan = await database_sync_to_async(make_user)()
+    token = str(await database_sync_to_async(AccessToken.for_user)(fan))
     await connect_times(event.id, 1, headers=[ORIGIN], query=f"token={token}")
     fan.is_active = False
-    await sync_to_async(fan.save)()  # the save signal forgets the remembered user
+    await database_sync_to_async(fan.save)()  # the save signal forgets the remembered user
     comm = socket(event.id, [ORIGIN], query=f"token={token}")
     await comm.connect(timeout=5)
     assert (await comm.receive_json_from(timeout=5))["code"] == "not_authenticated"
