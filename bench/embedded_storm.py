@@ -37,6 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.fan_client import open_fan_socket  # noqa: E402
 from bench.procstat import cpu_seconds, rss_bytes  # noqa: E402
 from tests.e2e.servers import PYTHON, Process, base_env, free_port, http_json, manage, wait_http  # noqa: E402
 
@@ -61,17 +62,10 @@ print(json.dumps({"staff": str(AccessToken.for_user(staff)), "fans": [str(Access
 
 async def fan_socket(url: str, start_at: float, queued, record: dict, stop: asyncio.Event) -> None:
     """One fan: connect at its arrival time, note the first frame, hold the socket open until told."""
-    from websockets.asyncio.client import connect
 
-    await asyncio.sleep(max(0.0, start_at - time.time()))
-    record["start"] = time.time()
-    try:
-        ws = await connect(url, proxy=None, compression=None, open_timeout=60, max_queue=None,
-                           ping_interval=None, close_timeout=2)
-    except Exception as exc:  # refused, reset, handshake timeout: a dropped fan
-        record["error"] = type(exc).__name__
+    ws = await open_fan_socket(url, start_at, record, open_timeout=60)
+    if ws is None:
         return
-    record["open"] = time.time()
     try:
         first = json.loads(await asyncio.wait_for(ws.recv(), 60))
         record["first"], record["first_type"] = time.time(), first["type"]

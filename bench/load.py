@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qms_project.settings")
 
+from bench.fan_client import open_fan_socket  # noqa: E402
 from bench.procstat import cpu_seconds, rss_bytes  # noqa: E402
 from tests.e2e.servers import PYTHON, Process, base_env, free_port, wait_http  # noqa: E402
 from tests.e2e.topology import REDIS_DB_URL, start_topology, stop_topology  # noqa: E402
@@ -58,18 +59,11 @@ PLOTS = ROOT / "docs" / "perf"
 
 async def fan_socket(url: str, start_at: float, counters, record: dict) -> None:
     """One fan: connect at its arrival time, then read every frame until the server closes the socket."""
-    from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    await asyncio.sleep(max(0.0, start_at - time.time()))
-    record["start"] = time.time()
-    try:
-        ws = await connect(url, proxy=None, compression=None, open_timeout=120, max_queue=None,
-                           ping_interval=None, close_timeout=2)
-    except Exception as exc:  # refused, reset, handshake timeout: a dropped fan
-        record["error"] = type(exc).__name__
+    ws = await open_fan_socket(url, start_at, record, open_timeout=120)
+    if ws is None:
         return
-    record["open"] = time.time()
     progress = record["progress"] = []
     try:
         async for raw in ws:
