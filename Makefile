@@ -77,12 +77,16 @@ test: install-dev browser gettext nginx lint
 	  DJANGO_TEST_DATABASE_NAME=test_qms_$$$$ $(BIN)/pytest
 
 # Benchmarks (results in docs/PERFORMANCE.md); BENCH_SCALE=full runs the full-size scenarios.
-bench: install-dev
+bench: install-dev nginx wrk
 	QMS_BENCH_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/store_scale.py $(if $(filter full,$(BENCH_SCALE)),,--sizes 1000 100000 --repeat 2)
 	QMS_BENCH_REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/broadcast.py $(if $(filter full,$(BENCH_SCALE)),,--sizes 1000 10000 --repeat 3)
 	$(BIN)/python bench/load.py $(if $(filter full,$(BENCH_SCALE)),--fans 10000,--fans 1000 --repeat 2)
 	$(BIN)/python bench/verify_path.py $(if $(filter full,$(BENCH_SCALE)),,--admissions 1000 --repeat 2 --duration 4)
 	$(BIN)/python bench/embedded_storm.py --rate 400 --seconds 5 $(if $(filter full,$(BENCH_SCALE)),--repeat 3,--repeat 2)
+	$(BIN)/python bench/login.py
+	$(BIN)/python bench/eta_accuracy.py
+	$(BIN)/python bench/http_path.py $(if $(filter full,$(BENCH_SCALE)),,--repeat 2 --duration 3)
+	$(BIN)/python bench/arrival.py $(if $(filter full,$(BENCH_SCALE)),,--repeat 1)
 
 screenshots: install-dev browser
 	$(BIN)/python bench/screenshots.py
