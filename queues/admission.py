@@ -29,7 +29,6 @@ from .models import Admission
 from .protocol import FanState
 from .refusals import (
     ProofOfWorkRequired,
-    QueueClosed,  # noqa: F401  (callers catch admission.QueueClosed: draining or not open yet)
     QueueDraining,
     QueueNotOpen,
     TokenAlreadyRedeemed,

@@ -31,6 +31,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .refusals import TokenRefused
+
 if settings.PROMETHEUS_MULTIPROC_DIR:
     # prometheus_client writes a file per process and metric kind here; it must exist first.
     os.makedirs(settings.PROMETHEUS_MULTIPROC_DIR, exist_ok=True)
@@ -64,13 +66,11 @@ def observe_tick(seconds: float) -> None:
 
 def counts_token_verification(verify: Callable) -> Callable:
     """Decorate `admission.verify`: count what it verified, redeemed, or refused and why."""
-    from .tokens import TokenError
-
     @functools.wraps(verify)
     def counted(token, *, redeem: bool, **options):
         try:
             result = verify(token, redeem=redeem, **options)
-        except TokenError as refused:
+        except TokenRefused as refused:
             TOKENS_REJECTED.labels(reason=refused.code).inc()
             raise
         TOKENS_VERIFIED.inc()

@@ -17,7 +17,6 @@ from events.models import Event
 from . import admission
 from .protocol import page_protocol
 from .refusals import Refusal
-from .tokens import TokenError
 
 # What the demo desk tells a fan whose token it refuses (the codes are docs/API.md's; the fan reads words).
 TOKEN_REFUSALS = {
@@ -69,7 +68,7 @@ def demo_reservation(request: HttpRequest) -> HttpResponse:
         return _refused(request, context, "token_missing")
     try:
         claims, row = admission.verify(token, redeem=request.method == "POST")
-    except (TokenError, Refusal) as exc:
+    except Refusal as exc:  # a refused token, or one released or redeemed
         return _refused(request, context, exc.code)
     if request.method == "POST":
         admission.release(token)  # the booking is done: the slot goes to the next fan

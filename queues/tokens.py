@@ -36,10 +36,6 @@ from .verify import ALGORITHM, REQUIRED_CLAIMS, AdmissionTokenError, decode_admi
 
 logger = logging.getLogger(__name__)
 
-# A refused token (`code` is stable for clients to branch on): the reservation-side helper's checks and codes
-# (queues/verify.py), raised here as the refusal the API maps. The old name, for its callers.
-TokenError = TokenRefused
-
 
 def public_jwk(public_key: ec.EllipticCurvePublicKey) -> dict:
     """The public key as a JWK with its RFC 7638 thumbprint as `kid`."""

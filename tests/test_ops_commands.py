@@ -16,6 +16,7 @@ from events.models import Event
 from queues import admission, tokens
 from queues.models import Admission
 from queues.operations import OPERATIONS
+from queues.refusals import TokenRefused
 from tests.fans import queue_fans
 
 pytestmark = pytest.mark.django_db
@@ -166,7 +167,7 @@ def test_a_retired_key_leaves_the_jwks_once_its_tokens_have_expired(key_dir):
     run("qms_rotate_key", "--keep-seconds", "0")
     assert old_signing not in kids()
     assert not (key_dir / "retired" / f"{old_signing}.json").exists()
-    with pytest.raises(tokens.TokenError) as refused:
+    with pytest.raises(TokenRefused) as refused:
         tokens.decode(before)
     assert refused.value.code == "token_unknown_key"
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from events.models import Event
 from queues import admission
+from queues.refusals import QueueClosed
 from tests.fans import make_fans
 from tests.sites import ProtectedSite
 
@@ -98,7 +99,7 @@ def test_prequeue_window_refuses_joins_before_it_opens(store, make_event):
     fan = make_fans(1)[0]
     event = make_event(prequeue_opens_at=timezone.now() + timedelta(minutes=10),
                        sale_starts_at=timezone.now() + timedelta(minutes=20))
-    with pytest.raises(admission.QueueClosed) as refused:
+    with pytest.raises(QueueClosed) as refused:
         admission.join(event, fan)
     assert refused.value.code == "queue_not_open"
     Event.objects.filter(pk=event.pk).update(prequeue_opens_at=timezone.now() - timedelta(seconds=1))
