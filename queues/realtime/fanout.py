@@ -23,6 +23,7 @@ from channels.db import database_sync_to_async
 from events.models import Event
 
 from ..protocol import MessageType
+from ..recent_events import MAX_AGE_SECONDS as EVENT_COPY_MAX_AGE
 from ..recent_events import recent_events
 from .publish import event_group
 
@@ -44,7 +45,7 @@ class EventCache:
     misses share one lookup: a storm's first thousand sockets make one database trip, not a thousand.
     """
 
-    MAX_AGE_SECONDS = 2.0
+    MAX_AGE_SECONDS = EVENT_COPY_MAX_AGE  # one rule for both of a process's copies
 
     def __init__(self, clock=time.monotonic):
         self.clock = clock
