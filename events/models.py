@@ -18,6 +18,8 @@ BOUNDS: dict[str, tuple[int, int]] = {
     "max_active": (1, 10_000_000),
     "token_ttl_seconds": (30, 24 * 3600),  # under 30 s a fan cannot reach the reservation page in time
     "pow_difficulty": (0, 28),  # 28 bits: minutes in a browser already
+    "session_idle_seconds": (30, 24 * 3600),
+    "session_max_seconds": (60, 7 * 24 * 3600),  # a protected site's session: a week at most
 }
 
 
@@ -31,6 +33,18 @@ class QueueingMethod(models.TextChoices):
     FIFO = "fifo", "First in, first out (shuffled pre-queue in front)"
     RANDOM = "random", "Random draw among everyone waiting, each tick"
     PASSTHROUGH = "passthrough", "Pass-through: admit on join, up to max active"
+
+
+class SessionMode(models.TextChoices):
+    FIXED = "fixed", "Fixed: the admission's life (token TTL)"
+    SLIDING = "sliding", "Sliding: renewed by activity seen at the gate, up to a hard cap"
+
+
+class EntryPolicy(models.TextChoices):
+    OPEN = "open", "Open: every logged-in fan may join"
+    INVITE_ONLY = "invite_only", "Invite only: a signed enqueue token from the ticketing site is required"
+    CODES = "codes", "Access codes: each uploaded code holds at most one place"
+    REJECT = "reject", "Reject: the sale is closed or under maintenance; nobody joins"
 
 
 class Event(models.Model):
@@ -79,6 +93,37 @@ class Event(models.Model):
         validators=[URLValidator(schemes=["http", "https"])],
         help_text="Admitted fans are sent here with ?token=<admission JWT>.",
     )
+    # --- a protected site's session (the gate, issue 15) ---
+    session_mode = models.CharField(
+        max_length=16, choices=SessionMode.choices, default=SessionMode.FIXED,
+        help_text="fixed: an admission lets a fan use the protected site for the token's life; sliding: for "
+                  "session idle seconds after the last request seen at the gate, up to session max seconds.",
+    )
+    session_idle_seconds = models.PositiveIntegerField(
+        default=900, validators=bounded("session_idle_seconds"),
+        help_text="Sliding sessions: the slot is freed this long after the fan's last request at the gate.",
+    )
+    session_max_seconds = models.PositiveIntegerField(
+        default=3600, validators=bounded("session_max_seconds"),
+        help_text="Sliding sessions: the hard cap, counted from the admission, however active the fan is.",
+    )
+    # --- who may join (issue 16) ---
+    entry_policy = models.CharField(max_length=16, choices=EntryPolicy.choices, default=EntryPolicy.OPEN)
+    enqueue_key = models.TextField(
+        blank=True,
+        help_text="Invite only: the secret (or public key) with which the ticketing site signs enqueue tokens.",
+    )
+    closed_message = models.TextField(
+        blank=True, help_text="Reject: what the waiting room says instead (the sale is closed, maintenance...).",
+    )
+    # --- what the waiting crowd is told (issue 16) ---
+    crowd_message = models.TextField(
+        blank=True, help_text="Shown at once to every waiting fan until cleared (plain text).",
+    )
+    crowd_message_translations = models.JSONField(
+        default=dict, blank=True, help_text='Optional, per language: {"de": "..."}; others see the text above.',
+    )
+    crowd_message_updated_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
     )
@@ -118,3 +163,77 @@ class Event(models.Model):
 
     def sale_open(self, now=None) -> bool:
         return (now or timezone.now()) >= self.sale_starts_at
+
+
+class ProtectedRoute(models.Model):
+    """A host and path prefix of a site the gate guards for this event (longest prefix wins across events)."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="routes")
+    host = models.CharField(max_length=253, help_text="As visitors type it, lowercase; with :port unless 80/443.")
+    path_prefix = models.CharField(max_length=500, default="/", help_text="Starts with /; / guards the whole host.")
+
+    class Meta:
+        ordering = ["host", "path_prefix"]
+        constraints = [models.UniqueConstraint(fields=["host", "path_prefix"], name="one_event_per_route")]
+
+    def __str__(self) -> str:
+        return f"{self.host}{self.path_prefix}"
+
+
+class BypassKind(models.TextChoices):
+    ADDRESS = "address", "Client address or CIDR"
+    PATH_PREFIX = "path_prefix", "Path starts with"
+    PATH_SUFFIX = "path_suffix", "Path ends with"
+    HEADER = "header", "Request header equals"
+    COOKIE = "cookie", "Cookie equals"
+    STAFF = "staff", "Staff users"
+
+
+class BypassRule(models.Model):
+    """Traffic the gate lets through without a queue (and without counting against max active); in order."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="bypass_rules")
+    position = models.PositiveSmallIntegerField(default=0)
+    kind = models.CharField(max_length=16, choices=BypassKind.choices)
+    name = models.CharField(max_length=100, blank=True, help_text="Header or cookie name (those kinds only).")
+    value = models.CharField(max_length=500, blank=True,
+                             help_text="Address/CIDR, path prefix or suffix, or the header's or cookie's value.")
+    note = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["event", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.name} {self.value}".strip()
+
+
+class AccessCode(models.Model):
+    """An operator's unique code for an event whose entry policy is `codes`: it holds at most one place."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="access_codes")
+    code = models.CharField(max_length=64)
+    used_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="access_codes")
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event", "code"], name="one_code_per_event")]
+        indexes = [models.Index(fields=["event", "used_at"], name="access_code_used_idx")]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class EnqueueTokenUse(models.Model):
+    """An invite-only event's enqueue token, spent: its unique id can never be used again."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="enqueue_token_uses")
+    jti = models.CharField(max_length=128)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="enqueue_token_uses")
+    used_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event", "jti"], name="enqueue_token_used_once")]

@@ -14,7 +14,8 @@ class EventSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "slug", "sale_starts_at", "prequeue_opens_at", "queue_enabled", "queueing_method", "paused",
             "draining", "admit_per_minute", "health_check_url", "pow_difficulty",
-            "max_active", "token_ttl_seconds", "reservation_url", "created_by", "created_at", "updated_at",
+            "max_active", "token_ttl_seconds", "reservation_url",
+            "session_mode", "session_idle_seconds", "session_max_seconds", "created_by", "created_at", "updated_at",
         ]
         read_only_fields = ["created_by", "created_at", "updated_at"]
 

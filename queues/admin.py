@@ -130,6 +130,7 @@ class EventAdmin(admin.ModelAdmin):
         ("Queue", {"fields": ("queue_enabled", "queueing_method", "paused", "draining", "admit_per_minute",
                               "max_active", "token_ttl_seconds")}),
         ("Protection", {"fields": ("health_check_url", "pow_difficulty")}),
+        ("Protected site", {"fields": ("session_mode", "session_idle_seconds", "session_max_seconds")}),
         ("Record", {"fields": ("created_by", "created_at", "updated_at")}),
     )
 
