@@ -244,6 +244,15 @@ QMS_TOKEN_AUDIENCE = os.environ.get("QMS_TOKEN_AUDIENCE", "reservation")
 # next one (already published) and retired public keys; `manage.py qms_rotate_key` rotates it.
 QMS_SIGNING_KEY_DIR = os.environ.get("QMS_SIGNING_KEY_DIR", "")
 
+# --- the gate (forward auth in front of a protected site, queues/gate/) ---------------------------------
+# Peers whose X-Forwarded-For / X-Real-IP the gate believes (CIDRs): the proxies in front of QMS.
+QMS_TRUSTED_PROXIES = _env_list("QMS_TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
+# Where visitors reach QMS (https://queue.example.com): the gate sends them to its waiting room. Empty: the
+# protected site's own host, which serves QMS under the same proxy (as `qms_gate_config` generates).
+QMS_PUBLIC_URL = os.environ.get("QMS_PUBLIC_URL", "").rstrip("/")
+# Signs the gate's session cookies (HMAC-SHA256); empty: derived from SECRET_KEY. Same in every process.
+QMS_GATE_COOKIE_KEY = os.environ.get("QMS_GATE_COOKIE_KEY", "")
+
 # --- operations ----------------------------------------------------------------
 
 # Set in every process (Daphne, Celery) to one emptied directory: /metrics then adds up all of them.

@@ -93,13 +93,15 @@ def make_event(db):
 
 @pytest.fixture(autouse=True)
 def forget_process_copies():
-    """Each test starts with this process's memory of users and copy of events empty (one test's rows are not
-    another's, even when a flushed database hands out an id again)."""
+    """Each test starts with this process's memory of users and copies of events and gate routes empty (one
+    test's rows are not another's, even when a flushed database hands out an id again)."""
+    from queues.gate import gate_routes
     from queues.known_users import known_users
     from queues.recent_events import recent_events
 
     known_users.clear()
     recent_events.clear()
+    gate_routes.clear()
 
 
 @pytest.fixture(autouse=True)
