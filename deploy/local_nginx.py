@@ -1,5 +1,6 @@
 """deploy/nginx.conf as a runnable nginx.conf on one machine: `make run-prod`, the e2e test of the routing
-(tests/e2e/test_nginx_routing.py) and bench/arrival.py run the production file with local addresses.
+(tests/e2e/test_nginx_routing.py) and bench/arrival.py run the production file with local addresses
+(`runnable` wraps any site the same way: the gate's tests run its generated configuration).
 
     python deploy/local_nginx.py OUT_DIR LISTEN_PORT HTTP_PORT WS_PORT [WS_PORT ...] STATIC_ROOT
 """
@@ -36,6 +37,13 @@ def render(directory: Path, listen: int, http_ports: list[int], ws_ports: list[i
     if not serve_static:
         site = re.sub(r"\n    # Collected static files:.*?\n    location /static/ \{.*?\n    \}\n", "\n", site,
                       flags=re.S)
+    return runnable(directory, site)
+
+
+def runnable(directory: Path, site: str) -> Path:
+    """DIRECTORY/nginx.conf running `site` (text for the http {} block) in the foreground, with its pid, logs and
+    temp files in DIRECTORY; returns its path. The gate's tests run `manage.py qms_gate_config nginx` this way."""
+    directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     # As root, nginx's workers would run as "nobody", who may not read a private checkout or temp directory.
     user = "user root;" if os.geteuid() == 0 else ""
