@@ -10,6 +10,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from events.views import EventViewSet
 from queues import pages, probes
+from queues.gate import views as gate_views
 from queues.throttles import LoginPerAddressThrottle
 
 JAVASCRIPT_CATALOG_SECONDS = 300
@@ -31,6 +32,8 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path(".well-known/jwks.json", probes.jwks, name="jwks"),
     path("healthz", probes.healthz, name="healthz"),
+    path("gate/auth", gate_views.auth, name="gate-auth"),  # forward auth for protected sites (queues/gate/)
+    path("gate/revoke", gate_views.revoke, name="gate-revoke"),
     path("readyz", probes.readyz, name="readyz"),
     path("metrics", probes.prometheus_metrics, name="metrics"),
     # Every arriving fan's page loads it, and it only changes with the language and a deploy: cached per language

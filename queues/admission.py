@@ -18,10 +18,12 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import DateTimeField, F, Value
+from django.db.models.functions import Greatest, Least
 from django.dispatch import Signal
 from django.utils import timezone
 
-from events.models import Event, QueueingMethod
+from events.models import Event, QueueingMethod, SessionMode
 
 from . import challenge, metrics, tokens
 from .health_gate import site_healthy
@@ -315,11 +317,42 @@ def _issue(event: Event, popped: list[Popped]) -> list[Admission]:
 
 def _ledger_row(event: Event, fan: Popped) -> Admission:
     issued = timezone.now()
+    # A sliding session's token lives to its hard cap; its slot is held for one idle time, moved on by the
+    # activity the gate sees (`sync_gate_activity`).
+    sliding = event.session_mode == SessionMode.SLIDING
     claims = tokens.claims_for(event_id=event.id, user_id=fan.user_id, issued_at=issued,
-                               ttl_seconds=event.token_ttl_seconds)
+                               ttl_seconds=event.session_max_seconds if sliding else event.token_ttl_seconds)
+    held_until = min(claims["iat"] + event.session_idle_seconds, claims["exp"]) if sliding else claims["exp"]
     return Admission(event=event, user_id=fan.user_id, ticket=fan.ticket, place_id=fan.place_id, jti=claims["jti"],
-                     token=tokens.sign(claims), issued_at=issued,
-                     expires_at=datetime.fromtimestamp(claims["exp"], UTC))
+                     token=tokens.sign(claims), issued_at=issued, expires_at=datetime.fromtimestamp(held_until, UTC))
+
+
+# When this process last read each sliding event's gate activity into the ledger. A process reading first (or
+# after another process's ticks) reads a whole idle time back: more rows, the same result.
+_activity_read_at: dict[int, float] = {}
+ACTIVITY_CLOCK_SLACK = 5.0  # seconds read again each time: requests in flight, clocks of other processes
+
+
+def sync_gate_activity(event: Event, now: float | None = None) -> int:
+    """Move sliding sessions' ledger expiry to their last request at the gate + the idle time (at most issued +
+    the hard cap), so `max_active` counts a fan while they use the site and frees the slot once they stop.
+    Returns how many sessions were seen."""
+    if event.session_mode != SessionMode.SLIDING:
+        return 0
+    now = _now() if now is None else now
+    since = _activity_read_at.get(event.id, now - event.session_idle_seconds)
+    activity = get_store().session_activity(event.id, since)
+    _activity_read_at[event.id] = now - ACTIVITY_CLOCK_SLACK
+    by_second: dict[int, list[str]] = {}  # one UPDATE per second of activity, not one per session
+    for jti, last_seen in activity.items():
+        by_second.setdefault(math.ceil(last_seen), []).append(jti)
+    cap = F("issued_at") + timedelta(seconds=event.session_max_seconds)
+    for second, jtis in by_second.items():
+        idle_end = Value(datetime.fromtimestamp(second + event.session_idle_seconds, UTC),
+                         output_field=DateTimeField())
+        Admission.objects.filter(event=event, jti__in=jtis, released_at__isnull=True).update(
+            expires_at=Greatest(F("expires_at"), Least(idle_end, cap)))
+    return len(activity)
 
 
 def _ledger_rows(event: Event, popped: list[Popped]) -> list[Admission]:
@@ -378,6 +411,7 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
     started = time.perf_counter()
     try:
         snapshot = store.snapshot(event.id)
+        sync_gate_activity(event)
         admitted = _recover_pending(event, snapshot.pending)
         waiting, served, abandoned = snapshot.waiting, snapshot.served, 0
         open_now = not event.paused and (event.sale_open() or admits_on_join(event))
@@ -472,14 +506,22 @@ def release(token: str) -> tuple[Admission, bool]:
     admission = Admission.objects.filter(jti=claims["jti"]).first()
     if admission is None:
         raise TokenRefused(TokenRefused.codes["token_unknown"], code="token_unknown")
+    return admission, release_admission(admission, token_expires_at=claims["exp"])
+
+
+def release_admission(admission: Admission, *, token_expires_at: float) -> bool:
+    """Free the admission's slot and end its gate session (the gate refuses its cookie from now until the
+    token's own end, `token_expires_at`). Idempotent; True if this call released it."""
     now = timezone.now()
     released = bool(Admission.objects.filter(pk=admission.pk, released_at__isnull=True).update(released_at=now))
     admission.refresh_from_db()
-    get_store().forget(admission.event_id, admission.user_id, admission.place_id)
+    store = get_store()
+    store.forget(admission.event_id, admission.user_id, admission.place_id)
+    store.end_session(admission.event_id, admission.jti, until=token_expires_at, now=now.timestamp())
     if released:
         logger.info("release", extra={"event_id": admission.event_id, "user_id": admission.user_id,
                                       "jti": admission.jti})
-    return admission, released
+    return released
 
 
 def reset_queue(event: Event) -> int:

@@ -254,3 +254,80 @@ def test_the_replaced_socket_closing_late_keeps_the_new_one(store):
     asyncio.run(store.amark_disconnected(EVENT, 1, "new", now=20.0))
     assert store.connections(EVENT, [1]) == {}
     assert admit(store, abandon_before=30.0).abandoned == 1  # the grace clock started at the last close
+
+
+# --- the gate's sessions (queues/gate/) ---
+
+LIVE, ENDED, IDLE = "live", "ended", "idle"
+
+
+def check(store, session="s1", now=100.0, issued_at=100.0, idle=None, until=1000.0):
+    return store.check_session(EVENT, session, now=now, issued_at=issued_at, idle_seconds=idle, until=until)
+
+
+def test_a_fixed_session_is_live_until_ended_and_ended_until_its_hard_end(store):
+    assert check(store, now=150.0) == LIVE
+    store.end_session(EVENT, "s1", until=1000.0, now=160.0)
+    assert check(store, now=170.0) == ENDED
+    assert check(store, session="s2", now=170.0) == LIVE  # only that session
+    assert store.check_session(EVENT + 1, "s1", now=170.0, issued_at=100.0, idle_seconds=None,
+                               until=1000.0) == LIVE  # only in that event
+
+
+def test_a_sliding_session_lives_by_activity_until_idle_then_stays_ended(store):
+    assert check(store, now=105.0, idle=10.0) == LIVE
+    assert check(store, now=114.0, idle=10.0) == LIVE  # 9 s after the last request
+    assert check(store, now=123.0, idle=10.0) == LIVE
+    assert check(store, now=134.0, idle=10.0) == IDLE  # 11 s after the last request
+    assert check(store, now=135.0, idle=10.0) == ENDED
+
+
+def test_a_sliding_session_is_idle_from_its_issue_if_never_seen(store):
+    assert check(store, now=111.0, issued_at=100.0, idle=10.0) == IDLE
+
+
+def test_a_sliding_session_ends_at_its_hard_cap_however_active(store):
+    for now in range(101, 130, 5):
+        assert check(store, now=float(now), idle=10.0, until=130.0) == LIVE
+    assert check(store, now=130.5, idle=10.0, until=130.0) == IDLE
+
+
+def test_session_activity_lists_sessions_seen_after_a_time(store):
+    check(store, "a", now=105.0, idle=60.0)
+    check(store, "b", now=110.0, idle=60.0)
+    check(store, "a", now=120.0, idle=60.0)
+    check(store, "fixed", now=121.0)  # a fixed session's activity is not recorded
+    assert store.session_activity(EVENT, 108.0) == {"a": 120.0, "b": 110.0}
+    assert store.session_activity(EVENT, 115.0) == {"a": 120.0}
+    assert store.session_activity(EVENT + 1, 0.0) == {}
+
+
+def test_an_ended_session_leaves_the_activity_and_a_reset_keeps_sessions(store):
+    check(store, "a", now=105.0, idle=60.0)
+    check(store, "b", now=105.0, idle=60.0)
+    store.end_session(EVENT, "a", until=1000.0, now=106.0)
+    store.reset(EVENT)
+    assert store.session_activity(EVENT, 0.0) == {"b": 105.0}
+    assert check(store, "a", now=107.0, idle=60.0) == ENDED
+
+
+def test_sessions_are_forgotten_past_their_end(store):
+    """Bounded memory: an idle session leaves the activity once idle, an ended one the ended set at its end."""
+    check(store, "old", now=105.0, idle=10.0)
+    store.end_session(EVENT, "gone", until=200.0, now=106.0)
+    check(store, "new", now=300.0, issued_at=295.0, idle=10.0)  # a later request sweeps
+    store.end_session(EVENT, "other", until=900.0, now=301.0)
+    assert store.session_activity(EVENT, 0.0) == {"new": 300.0}
+
+
+def test_redis_gate_sessions_are_pruned_and_carry_the_event_hash_tag(redis_url, redis_prefix):
+    from queues.store.redis import RedisQueueStore
+
+    store = RedisQueueStore(url=redis_url, prefix=redis_prefix)
+    for n in range(50):
+        store.check_session(42, f"s{n}", now=100.0 + n, issued_at=100.0 + n, idle_seconds=10.0, until=1000.0)
+        store.end_session(42, f"e{n}", until=100.0 + n, now=100.0 + n)
+    ended, seen = store._session_keys(42)
+    assert store.client.zcard(seen) <= 11 and store.client.zcard(ended) <= 1
+    keys = list(store.client.scan_iter(f"{redis_prefix}:*"))
+    assert keys and all("{evt:42}" in key for key in keys)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from ..protocol import FanState
 
@@ -72,6 +73,14 @@ class Snapshot:
     rate_weight: float = 0.0
     bucket_tokens: float | None = None  # rate budget left by the last tick (None: no tick yet)
     pending: dict[int, Popped] = field(default_factory=dict)  # user -> their pop, ledger row unconfirmed
+
+
+class SessionCheck(StrEnum):
+    """What the store says of a gate session (`check_session`)."""
+
+    LIVE = "live"
+    ENDED = "ended"  # released, revoked, or ended idle earlier
+    IDLE = "idle"  # a sliding session past its idle deadline: ended now
 
 
 class BaseQueueStore:
@@ -175,4 +184,24 @@ class BaseQueueStore:
 
     def ping(self) -> bool:
         """The store answers."""
+        raise NotImplementedError
+
+    # The gate's sessions (queues/gate/): one per admission, named by its jti. Kept apart from the queue (a
+    # `reset` keeps them) and pruned as they pass their end, so the store holds only sessions still running.
+
+    def end_session(self, event_id: int, session: str, *, until: float, now: float) -> None:
+        """End the session (released, revoked): `check_session` answers ENDED until `until`, its hard end (after
+        which the gate's cookie refuses itself and the store forgets the session)."""
+        raise NotImplementedError
+
+    def check_session(self, event_id: int, session: str, *, now: float, issued_at: float,
+                      idle_seconds: float | None, until: float) -> SessionCheck:
+        """One gate request in the session, in one atomic step: ENDED if it was ended; for a sliding session
+        (`idle_seconds` given) IDLE, and ended from now on, once `now` is past min(max(last activity, issued_at)
+        + idle_seconds, until); otherwise LIVE, and a sliding session's last activity becomes `now`."""
+        raise NotImplementedError
+
+    def session_activity(self, event_id: int, since: float) -> dict[str, float]:
+        """Sliding sessions whose last activity is after `since`: session → that time (the tick moves their
+        admissions' expiry from it)."""
         raise NotImplementedError

@@ -18,9 +18,12 @@ from .base import (
     BatchResult,
     Place,
     Popped,
+    SessionCheck,
     Snapshot,
     new_place_id,
 )
+
+PRUNE_EVERY_SECONDS = 1.0  # the gate's session maps are swept at most this often per event (O(sessions) each)
 
 
 @dataclass
@@ -46,9 +49,25 @@ class _EventQueue:
     lease_until: float = 0.0
 
 
+@dataclass
+class _GateSessions:
+    ended: dict[str, float] = field(default_factory=dict)  # session -> its hard end
+    seen: dict[str, float] = field(default_factory=dict)  # sliding session -> its last activity
+    pruned_at: float = 0.0
+
+    def prune(self, now: float, idle_seconds: float | None) -> None:
+        if now < self.pruned_at + PRUNE_EVERY_SECONDS:
+            return
+        self.pruned_at = now
+        self.ended = {session: until for session, until in self.ended.items() if until > now}
+        if idle_seconds is not None:
+            self.seen = {session: last for session, last in self.seen.items() if last >= now - idle_seconds}
+
+
 class MemoryQueueStore(BaseQueueStore):
     def __init__(self, **_options):
         self._events: dict[int, _EventQueue] = {}
+        self._sessions: dict[int, _GateSessions] = {}  # apart from the queue: a reset keeps them
         self._lock = threading.Lock()
 
     def _queue(self, event_id: int) -> _EventQueue:
@@ -249,3 +268,35 @@ class MemoryQueueStore(BaseQueueStore):
 
     def ping(self):
         return True
+
+    def _gate(self, event_id: int) -> _GateSessions:
+        return self._sessions.setdefault(event_id, _GateSessions())
+
+    def end_session(self, event_id, session, *, until, now):
+        with self._lock:
+            sessions = self._gate(event_id)
+            sessions.prune(now, None)
+            if until > now:
+                sessions.ended[session] = until
+            sessions.seen.pop(session, None)
+
+    def check_session(self, event_id, session, *, now, issued_at, idle_seconds, until):
+        with self._lock:
+            sessions = self._gate(event_id)
+            if sessions.ended.get(session, now) > now:
+                return SessionCheck.ENDED
+            if idle_seconds is None:
+                return SessionCheck.LIVE
+            last = max(sessions.seen.get(session, issued_at), issued_at)
+            if now > min(last + idle_seconds, until):
+                sessions.ended[session] = until
+                sessions.seen.pop(session, None)
+                return SessionCheck.IDLE
+            sessions.seen[session] = max(now, sessions.seen.get(session, now))
+            sessions.prune(now, idle_seconds)
+            return SessionCheck.LIVE
+
+    def session_activity(self, event_id, since):
+        with self._lock:
+            seen = self._sessions.get(event_id, _GateSessions()).seen
+            return {session: last for session, last in seen.items() if last > since}

@@ -14,7 +14,16 @@ import redis.asyncio
 
 from ..protocol import FanState
 from . import base
-from .base import MAX_SKIPS_PER_ADMIT, RATE_TIME_CONSTANT, BaseQueueStore, BatchResult, Place, Popped, Snapshot
+from .base import (
+    MAX_SKIPS_PER_ADMIT,
+    RATE_TIME_CONSTANT,
+    BaseQueueStore,
+    BatchResult,
+    Place,
+    Popped,
+    SessionCheck,
+    Snapshot,
+)
 
 # The KEYS of every script, in order: (the name scripts use, the key's suffix in Redis).
 _KEYS = (
@@ -237,6 +246,34 @@ return 0
 """
 
 
+# The gate's sessions (KEYS: ended, seen), apart from the queue's keys (a reset keeps them). `ended`: sorted set
+# session -> its hard end; `seen`: sorted set sliding session -> last activity. Each pruned by score as it goes.
+END_SESSION = """
+local now, untl = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if untl > now then redis.call('ZADD', KEYS[1], untl, ARGV[1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+"""
+
+CHECK_SESSION = f"""
+local session, now, issued, untl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
+local ended = redis.call('ZSCORE', KEYS[1], session)
+if ended and tonumber(ended) > now then return '{SessionCheck.ENDED}' end
+if ARGV[4] == '' then return '{SessionCheck.LIVE}' end
+local idle = tonumber(ARGV[4])
+local last = tonumber(redis.call('ZSCORE', KEYS[2], session) or issued)
+if last < issued then last = issued end
+if now > math.min(last + idle, untl) then
+  redis.call('ZADD', KEYS[1], untl, session)
+  redis.call('ZREM', KEYS[2], session)
+  return '{SessionCheck.IDLE}'
+end
+redis.call('ZADD', KEYS[2], 'GT', now, session)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - idle))
+return '{SessionCheck.LIVE}'
+"""
+
+
 class RedisQueueStore(BaseQueueStore):
     def __init__(self, url: str, prefix: str = "qms", max_connections: int = 200, **_options):
         self.prefix = prefix
@@ -259,6 +296,8 @@ class RedisQueueStore(BaseQueueStore):
         self._requeue = register(REQUEUE)
         self._snapshot = register(SNAPSHOT)
         self._release_lease = register(RELEASE_LEASE)
+        self._end_session = register(END_SESSION)
+        self._check_session = register(CHECK_SESSION)
 
     def keys(self, event_id: int) -> list[str]:
         return [f"{self.prefix}:{{evt:{event_id}}}:{suffix}" for _, suffix in _KEYS]
@@ -377,3 +416,19 @@ class RedisQueueStore(BaseQueueStore):
 
     def ping(self):
         return bool(self.client.ping())
+
+    def _session_keys(self, event_id: int) -> list[str]:
+        return [f"{self.prefix}:{{evt:{event_id}}}:gate:ended", f"{self.prefix}:{{evt:{event_id}}}:gate:seen"]
+
+    def end_session(self, event_id, session, *, until, now):
+        self._end_session(keys=self._session_keys(event_id), args=[session, repr(float(now)), repr(float(until))])
+
+    def check_session(self, event_id, session, *, now, issued_at, idle_seconds, until):
+        idle = "" if idle_seconds is None else repr(float(idle_seconds))
+        return SessionCheck(self._check_session(keys=self._session_keys(event_id), args=[
+            session, repr(float(now)), repr(float(issued_at)), idle, repr(float(until))]))
+
+    def session_activity(self, event_id, since):
+        seen = self.client.zrangebyscore(self._session_keys(event_id)[1], f"({float(since)!r}", "+inf",
+                                         withscores=True)
+        return dict(seen)
