@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
@@ -152,6 +155,7 @@ class Event(models.Model):
         super().clean()
         if self.prequeue_opens_at and self.sale_starts_at and self.prequeue_opens_at > self.sale_starts_at:
             raise ValidationError({"prequeue_opens_at": "The pre-queue must open before the sale starts."})
+        check_session_limits(self.session_idle_seconds, self.session_max_seconds)
 
     def _unique_slug(self) -> str:
         base = slugify(self.name)[:180] or "event"
@@ -163,6 +167,94 @@ class Event(models.Model):
 
     def sale_open(self, now=None) -> bool:
         return (now or timezone.now()) >= self.sale_starts_at
+
+
+# --- what the gate's routes and bypass rules may hold (issue 15) ------------------------------------------
+# One check per value, each refusing with a stable code: the model's clean() (admin forms) and the staff API's
+# serializers (events/serializers.py) both call these, and both store the value they return, so the gate
+# compares normalised strings only.
+
+_HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HTTP_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token: header and cookie names
+_URL_PATH = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*$")  # RFC 3986 path characters, nothing else
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")  # a % that does not start a percent-encoded byte
+_DEFAULT_PORTS = ("80", "443")
+
+
+def normal_host(value: str) -> str:
+    """`host[:port]` as the gate compares it: lowercase, IDN in punycode, the port dropped when 80 or 443.
+
+    Refused (`invalid_host`): a scheme, a path, userinfo, a wildcard, a trailing dot: the gate matches the
+    visitor's Host exactly, so anything but a plain host would never match or would match by surprise.
+    """
+    refused = ValidationError("Enter a host as visitors type it, e.g. shop.example or shop.example:8443 "
+                              "(no scheme, path or wildcard).", code="invalid_host")
+    text = (value or "").strip().lower()
+    host, port = text, ""
+    if text.startswith("["):  # [IPv6]:port
+        host, _, rest = text[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise refused
+        port = rest[1:]
+        try:
+            host = f"[{ipaddress.IPv6Address(host).compressed}]"
+        except ValueError:
+            raise refused from None
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if _bad_port(port):
+        raise refused
+    if not host.startswith("["):
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise refused from None
+        labels = host.split(".")
+        if not host or len(host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+            raise refused
+    return host if port in ("", *_DEFAULT_PORTS) else f"{host}:{port}"
+
+
+def _bad_port(port: str) -> bool:
+    """A port after the colon that is not 1-65535 in plain digits (an empty one is no port at all)."""
+    return bool(port) and not (port.isdigit() and 0 < int(port) < 65536 and port == str(int(port)))
+
+
+def checked_path_prefix(value: str) -> str:
+    """A path the gate matches the start of the visitor's path against (`invalid_path_prefix` otherwise):
+    starts with /, URL path characters only (percent-encoded as on the wire), no `//` and no `.` or `..`
+    segment (encoded or not): the gate matches the path with those resolved, so such a prefix never would."""
+    segments = (value or "").replace("%2e", ".").replace("%2E", ".").split("/")
+    if not _URL_PATH.match(value or "") or "//" in value or _BAD_ESCAPE.search(value) \
+            or {".", ".."} & set(segments):
+        raise ValidationError("Enter a path that starts with /, e.g. /tickets/ (no query, spaces, backslashes "
+                              "or dot segments).", code="invalid_path_prefix")
+    return value
+
+
+def checked_path_suffix(value: str) -> str:
+    """The end of a path (`.css`, `/healthz`): URL path characters only (`invalid_path_suffix` otherwise)."""
+    if not value or not _URL_PATH.match("/" + value) or _BAD_ESCAPE.search(value):
+        raise ValidationError("Enter the end of a path, e.g. .css or /healthz (URL path characters only).",
+                              code="invalid_path_suffix")
+    return value
+
+
+def normal_network(value: str) -> str:
+    """An address or CIDR network, written canonically (`10.0.0.5` is `10.0.0.5/32`); host bits set after the
+    prefix length are refused (`invalid_cidr`) rather than guessed at."""
+    try:
+        return str(ipaddress.ip_network((value or "").strip(), strict=True))
+    except ValueError:
+        raise ValidationError("Enter an IP address or a CIDR network, e.g. 203.0.113.7 or 10.0.0.0/8.",
+                              code="invalid_cidr") from None
+
+
+def check_session_limits(idle_seconds: int | None, max_seconds: int | None) -> None:
+    """A sliding session's hard cap cannot come before its first idle timeout (`session_max_below_idle`)."""
+    if idle_seconds is not None and max_seconds is not None and max_seconds < idle_seconds:
+        raise ValidationError({"session_max_seconds": ValidationError(
+            "Session max seconds must be at least session idle seconds.", code="session_max_below_idle")})
 
 
 class ProtectedRoute(models.Model):
@@ -178,6 +270,34 @@ class ProtectedRoute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host}{self.path_prefix}"
+
+    def clean(self) -> None:
+        """Normalise host and path (`invalid_host`, `invalid_path_prefix`) and refuse a route another event
+        already claims, naming that event (`route_taken`; the unique constraint is the last word in a race).
+
+        The claim is reported on `host`: a field error keeps Django's generic unique-constraint message away.
+        """
+        super().clean()
+        errors = {}
+        for field, check in (("host", normal_host), ("path_prefix", checked_path_prefix)):
+            try:
+                setattr(self, field, check(getattr(self, field)))
+            except ValidationError as invalid:
+                errors[field] = invalid
+        if not errors:
+            holder = self.claimed_by()
+            if holder is not None:
+                errors["host"] = ValidationError(
+                    "%(route)s is already protected by the event \"%(event)s\" (id %(id)s).", code="route_taken",
+                    params={"route": str(self), "event": holder.name, "id": holder.pk})
+        if errors:
+            raise ValidationError(errors)
+
+    def claimed_by(self) -> Event | None:
+        """The other event holding this host and path prefix, if one does."""
+        other = (ProtectedRoute.objects.filter(host=self.host, path_prefix=self.path_prefix)
+                 .exclude(event_id=self.event_id).select_related("event").first())
+        return other.event if other else None
 
 
 class BypassKind(models.TextChoices):
@@ -205,6 +325,52 @@ class BypassRule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.name} {self.value}".strip()
+
+    def clean(self) -> None:
+        """Each kind's name and value checked and normalised: what the gate compares is exactly what is stored."""
+        super().clean()
+        errors = {}
+        try:
+            self.name = self._checked_name()
+        except ValidationError as invalid:
+            errors["name"] = invalid
+        try:
+            self.value = self._checked_value()
+        except ValidationError as invalid:
+            errors["value"] = invalid
+        if errors:
+            raise ValidationError(errors)
+
+    def _checked_name(self) -> str:
+        """Header names in lowercase (they are case-insensitive), cookie names as typed; no name for the rest."""
+        name = (self.name or "").strip()
+        if self.kind not in (BypassKind.HEADER, BypassKind.COOKIE):
+            if name:
+                raise ValidationError("Only header and cookie rules have a name.", code="name_not_used")
+            return ""
+        if not _HTTP_TOKEN.match(name):
+            raise ValidationError("Enter the header's or cookie's name (letters, digits, - and _).",
+                                  code="invalid_name")
+        return name.lower() if self.kind == BypassKind.HEADER else name
+
+    def _checked_value(self) -> str:
+        value = (self.value or "").strip()
+        if self.kind == BypassKind.STAFF:
+            if value:
+                raise ValidationError("Staff rules match logged-in staff users and take no value.",
+                                      code="value_not_used")
+            return ""
+        if self.kind == BypassKind.ADDRESS:
+            return normal_network(value)
+        if self.kind == BypassKind.PATH_PREFIX:
+            return checked_path_prefix(value)
+        if self.kind == BypassKind.PATH_SUFFIX:
+            return checked_path_suffix(value)
+        # A header or cookie must equal a secret the partner sends: an empty one would let anyone through.
+        if not value or not value.isprintable() or (self.kind == BypassKind.COOKIE and ";" in value):
+            raise ValidationError("Enter the exact value to match (printable, no ; in a cookie).",
+                                  code="invalid_value")
+        return value
 
 
 class AccessCode(models.Model):

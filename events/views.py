@@ -28,7 +28,7 @@ class BoundedPagination(LimitOffsetPagination):
 
 
 class EventViewSet(viewsets.ModelViewSet):
-    queryset = Event.objects.all()
+    queryset = Event.objects.prefetch_related("routes", "bypass_rules")  # listed with each event
     serializer_class = EventSerializer
     permission_classes = [IsStaffOrReadOnly]
     pagination_class = BoundedPagination

@@ -28,7 +28,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ValidationError
 
-from events.models import Event
+from events.models import BypassRule, Event, ProtectedRoute
 
 from . import admission
 from .models import Admission
@@ -109,6 +109,27 @@ def _bulk_action(operation: Operation):
                         permissions=["change"])(run)
 
 
+class ProtectedRouteInline(admin.TabularInline):
+    """The hosts and path prefixes the gate guards for this event; a route another event holds is refused by
+    `ProtectedRoute.clean`, which names that event."""
+
+    model = ProtectedRoute
+    extra = 0
+    fields = ("host", "path_prefix")
+    verbose_name = _("protected route")
+    verbose_name_plural = _("Protected routes (the gate)")
+
+
+class BypassRuleInline(admin.TabularInline):
+    """Traffic the gate lets through without a queue, tried in position order (lowest first)."""
+
+    model = BypassRule
+    extra = 0
+    fields = ("position", "kind", "name", "value", "note")
+    verbose_name = _("bypass rule")
+    verbose_name_plural = _("Bypass rules (tried in position order)")
+
+
 class EventAdmin(admin.ModelAdmin):
     # The live columns first after the name, and few: they must be on screen at 1280 px next to the admin's
     # navigation and filters (the rate and limits are on the event's page).
@@ -125,6 +146,7 @@ class EventAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     # Operations with arguments (admit N) are the console's form, not a list action.
     actions = [_bulk_action(operation) for operation in OPERATIONS.values() if not operation.arguments]
+    inlines = [ProtectedRouteInline, BypassRuleInline]
     fieldsets = (
         (None, {"fields": ("name", "slug", "prequeue_opens_at", "sale_starts_at", "reservation_url")}),
         ("Queue", {"fields": ("queue_enabled", "queueing_method", "paused", "draining", "admit_per_minute",

@@ -91,7 +91,10 @@ def exception_handler(exc, context):
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        response.data = {"code": "invalid", "detail": "The request body is invalid.", "errors": response.data}
+        # `codes` mirrors `errors` with each message's stable code (`route_taken`, `invalid_cidr`...): clients
+        # branch on those, the English messages are for people.
+        response.data = {"code": "invalid", "detail": "The request body is invalid.", "errors": response.data,
+                         "codes": exc.get_codes()}
         return response
     data = response.data
     if isinstance(data, dict) and "code" in data and "detail" in data:  # SimpleJWT's token_not_valid

@@ -8,12 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
-from django import forms
 from django.db import IntegrityError, transaction
 from rest_framework.test import APIClient
 
 from events.models import BOUNDS, Event
 from queues import admission
+from tests.admin_forms import admin_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -60,22 +60,6 @@ def test_the_api_accepts_every_bound_itself(staff, make_event):
         assert {field: getattr(event, field) for field in BOUNDS} == values
 
 
-def admin_form_data(form: forms.ModelForm) -> dict:
-    """What a browser posts for this admin form as rendered (split date/time widgets, unchecked boxes absent)."""
-    data = {"_save": "Save"}
-    for name, field in form.fields.items():
-        value = form[name].value()
-        if isinstance(field.widget, forms.MultiWidget):
-            for index, part in enumerate(field.widget.decompress(value)):
-                data[f"{name}_{index}"] = "" if part is None else str(part)
-        elif isinstance(field, forms.BooleanField):
-            if value:
-                data[name] = "on"
-        else:
-            data[name] = "" if value is None else value
-    return data
-
-
 @pytest.fixture
 def admin_client_and_event(client, make_user, make_event):
     client.force_login(make_user(is_staff=True, is_superuser=True))
@@ -83,7 +67,7 @@ def admin_client_and_event(client, make_user, make_event):
     url = f"/admin/events/event/{event.id}/change/"
     page = client.get(url)
     assert page.status_code == 200
-    return client, event, url, admin_form_data(page.context["adminform"].form)
+    return client, event, url, admin_form_data(page)
 
 
 def test_the_admin_form_saves_the_event_as_rendered(admin_client_and_event):
