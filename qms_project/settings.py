@@ -253,6 +253,17 @@ QMS_PUBLIC_URL = os.environ.get("QMS_PUBLIC_URL", "").rstrip("/")
 # Signs the gate's session cookies (HMAC-SHA256); empty: derived from SECRET_KEY. Same in every process.
 QMS_GATE_COOKIE_KEY = os.environ.get("QMS_GATE_COOKIE_KEY", "")
 
+# --- webhooks (docs/API.md "Webhooks", docs/DEPLOYMENT.md) ---------------------------------------------
+
+# Host names or addresses exempt from the guard that refuses receivers on loopback, private, link-local,
+# multicast and reserved addresses (a receiver on the operator's own network), comma-separated.
+QMS_WEBHOOK_ALLOWED_HOSTS = _env_list("QMS_WEBHOOK_ALLOWED_HOSTS", "")
+QMS_WEBHOOK_CONNECT_TIMEOUT = float(os.environ.get("QMS_WEBHOOK_CONNECT_TIMEOUT", "3"))
+QMS_WEBHOOK_TIMEOUT = float(os.environ.get("QMS_WEBHOOK_TIMEOUT", "10"))  # the whole exchange
+QMS_WEBHOOK_CONCURRENCY = int(os.environ.get("QMS_WEBHOOK_CONCURRENCY", "16"))  # deliveries in flight per worker
+QMS_WEBHOOK_PER_ENDPOINT = int(os.environ.get("QMS_WEBHOOK_PER_ENDPOINT", "4"))  # of them to one endpoint
+QMS_WEBHOOK_RETRY_HOURS = float(os.environ.get("QMS_WEBHOOK_RETRY_HOURS", "24"))  # then the delivery is failed
+
 # --- operations ----------------------------------------------------------------
 
 # Set in every process (Daphne, Celery) to one emptied directory: /metrics then adds up all of them.
@@ -278,6 +289,8 @@ CELERY_TASK_DEFAULT_QUEUE = f"{QMS_KEY_PREFIX}.celery"
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_BEAT_SCHEDULE = {
     "admission-ticks": {"task": "queues.tasks.schedule_ticks", "schedule": QMS_TICK_SECONDS},
+    # One delivery run at a time (a lock): it sends while work is due, so this only restarts it.
+    "webhook-deliveries": {"task": "queues.tasks.deliver_webhooks", "schedule": 1.0, "options": {"expires": 2.0}},
 }
 
 # --- DRF ---------------------------------------------------------------------

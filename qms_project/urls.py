@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("api/", include("queues.operations_api")),  # one route per operator operation (queues/operations.py)
     path("api/", include("queues.urls")),
+    path("api/", include("queues.webhooks.api")),  # webhook endpoints and the delivery log, staff
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

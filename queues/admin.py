@@ -34,6 +34,7 @@ from . import admission
 from .models import Admission
 from .operations import OPERATIONS, Operation, problems
 from .refusals import Refusal
+from .webhooks import admin as webhooks_admin  # noqa: F401 - registers the endpoints and the delivery log
 
 CHART_MINUTES = 30
 CHART_WIDTH, CHART_HEIGHT = 600, 140

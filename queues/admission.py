@@ -39,6 +39,7 @@ from .refusals import (
 )
 from .store import get_store
 from .store.base import Place, Popped, Snapshot
+from .webhooks import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -308,6 +309,7 @@ def _issue(event: Event, popped: list[Popped]) -> list[Admission]:
         rows = [_ledger_row(event, fan) for fan in popped]
         with transaction.atomic():
             Admission.objects.bulk_create(rows, ignore_conflicts=True)
+            outbox.admissions_issued(event, rows)  # admission.issued, committed with the rows or not at all
     except Exception:
         # Nothing was committed: the fans go back to their places, no token leaves.
         store.requeue(event.id, [fan.user_id for fan in popped])
@@ -438,10 +440,21 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
         if publish:
             tick_decided.send(sender=Event, event=event, result=result)
         store.confirm_admitted(event.id, [row.user_id for row in admitted])
+        _notice_for_webhooks(event, waiting)
         return result
     finally:
         store.release_lease(event.id, owner)
         metrics.observe_tick(time.perf_counter() - started)
+
+
+def _notice_for_webhooks(event: Event, waiting: int) -> None:
+    """queue.opened and queue.threshold, which the tick observes: written only on a change, and never at the
+    admissions' expense (they are issued and told already)."""
+    try:
+        outbox.notice_opening(event, timezone.now())
+        outbox.notice_waiting(event, waiting)
+    except Exception:
+        logger.exception("webhook outbox: the tick's observations of event %s were not recorded", event.id)
 
 
 def tick_events():
@@ -491,10 +504,12 @@ def verify(token: str, *, redeem: bool, event_id: int | None = None) -> tuple[di
         raise TokenReleased()
     if redeem:
         now = timezone.now()
-        updated = Admission.objects.filter(pk=admission.pk, redeemed_at__isnull=True).update(redeemed_at=now)
-        if not updated:
-            raise TokenAlreadyRedeemed()
-        admission.redeemed_at = now
+        with transaction.atomic():
+            updated = Admission.objects.filter(pk=admission.pk, redeemed_at__isnull=True).update(redeemed_at=now)
+            if not updated:
+                raise TokenAlreadyRedeemed()
+            admission.redeemed_at = now
+            outbox.admission_redeemed(admission)
         logger.info("redeem", extra={"event_id": admission.event_id, "user_id": admission.user_id,
                                      "jti": admission.jti})
     return claims, admission
@@ -513,8 +528,11 @@ def release_admission(admission: Admission, *, token_expires_at: float) -> bool:
     """Free the admission's slot and end its gate session (the gate refuses its cookie from now until the
     token's own end, `token_expires_at`). Idempotent; True if this call released it."""
     now = timezone.now()
-    released = bool(Admission.objects.filter(pk=admission.pk, released_at__isnull=True).update(released_at=now))
-    admission.refresh_from_db()
+    with transaction.atomic():
+        released = bool(Admission.objects.filter(pk=admission.pk, released_at__isnull=True).update(released_at=now))
+        admission.refresh_from_db()
+        if released:
+            outbox.admission_released(admission)
     store = get_store()
     store.forget(admission.event_id, admission.user_id, admission.place_id)
     store.end_session(admission.event_id, admission.jti, until=token_expires_at, now=now.timestamp())

@@ -8,3 +8,4 @@ class QueuesConfig(AppConfig):
     def ready(self) -> None:
         # The real-time layer listens to the engine's signals (the engine never imports it).
         from .realtime import receivers  # noqa: F401
+        from .webhooks import receivers as webhook_receivers  # noqa: F401 - queue.paused and the other flags

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from .store.base import new_place_id
+from .webhooks.addresses import validate_receiver_url
 
 
 class AdmissionQuerySet(models.QuerySet):
@@ -48,3 +51,130 @@ class Admission(models.Model):
 
     def is_live(self, now=None) -> bool:
         return self.released_at is None and self.expires_at > (now or timezone.now())
+
+
+# --- webhooks (docs/API.md "Webhooks") ---------------------------------------------------------------------
+
+class WebhookEventType(models.TextChoices):
+    ADMISSION_ISSUED = "admission.issued", "A fan was admitted (token issued)"
+    ADMISSION_REDEEMED = "admission.redeemed", "The reservation service redeemed a token"
+    ADMISSION_RELEASED = "admission.released", "The reservation service released a token's slot"
+    ADMISSION_EXPIRED = "admission.expired", "A token expired before it was released"
+    QUEUE_OPENED = "queue.opened", "The sale opened"
+    QUEUE_PAUSED = "queue.paused", "Admission paused"
+    QUEUE_RESUMED = "queue.resumed", "Admission resumed"
+    QUEUE_DRAINED = "queue.drained", "Draining: no new joins"
+    QUEUE_UNDRAINED = "queue.undrained", "Taking joins again"
+    QUEUE_RESET = "queue.reset", "The queue was emptied"
+    QUEUE_THRESHOLD = "queue.threshold", "Waiting fans crossed the endpoint's threshold"
+
+
+class WebhookEndpoint(models.Model):
+    """A receiver an operator registered: where to POST, the shared secret, and what it wants to hear."""
+
+    url = models.URLField(max_length=500, validators=[validate_receiver_url],
+                          help_text="https://... (loopback and private addresses are refused unless listed in "
+                                    "QMS_WEBHOOK_ALLOWED_HOSTS).")
+    secret = models.CharField(max_length=200,
+                              help_text="Signs every delivery (HMAC-SHA256); the receiver holds it too.")
+    event_types = models.JSONField(default=list, blank=True,
+                                   help_text="Event types to send (e.g. [\"admission.issued\"]); empty: all of them.")
+    all_events = models.BooleanField(default=True, help_text="Every event on sale; off: only the events chosen.")
+    events = models.ManyToManyField("events.Event", blank=True, related_name="webhook_endpoints")
+    active = models.BooleanField(default=True)
+    threshold_waiting = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="queue.threshold: sent when the fans waiting reach this number, and again when they fall below "
+                  "it by the hysteresis.")
+    threshold_hysteresis = models.PositiveIntegerField(
+        default=0, help_text="queue.threshold: how far below the number the waiting must fall before 'below' is "
+                             "sent (stops a queue hovering at the number from sending one alert per tick).")
+    description = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="webhook_endpoints")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.description or self.url
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+class WebhookDeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (gave up)"
+
+
+def retry_deadline():
+    """Until when a new (or redelivered) delivery is retried before it is marked failed."""
+    return timezone.now() + timedelta(hours=settings.QMS_WEBHOOK_RETRY_HOURS)
+
+
+class WebhookDelivery(models.Model):
+    """The outbox: one row per (change, subscribed endpoint), written in the change's own transaction and sent
+    later by the delivery worker (queues/webhooks/delivery.py), never on the request or tick path."""
+
+    # No database constraints: the tick writes rows from a copy of the endpoints up to 2 s old, and an endpoint
+    # deleted meanwhile must not fail its transaction (and with it the admissions). Such rows are never sent
+    # (the worker only claims rows of active endpoints); deleting an endpoint deletes its rows.
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries",
+                                 db_constraint=False)
+    event = models.ForeignKey("events.Event", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="webhook_deliveries", db_constraint=False)
+    event_type = models.CharField(max_length=32, choices=WebhookEventType.choices)
+    webhook_id = models.CharField(max_length=64, help_text="X-QMS-Webhook-Id: the same on every retry.")
+    payload = models.JSONField(help_text="The body's `data`.")
+    created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=16, choices=WebhookDeliveryStatus.choices,
+                              default=WebhookDeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    retry_until = models.DateTimeField(default=retry_deadline)
+    # The worker that holds the row while sending it (a claim expires with `next_attempt_at`).
+    claimed_by = models.CharField(max_length=32, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A change reported twice (a tick run twice, two sweeps) writes one row: ids of such changes are
+            # derived from the change itself (queues/webhooks/outbox.py).
+            models.UniqueConstraint(fields=["endpoint", "webhook_id"], name="one_delivery_per_endpoint_and_id"),
+        ]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.webhook_id} → endpoint {self.endpoint_id}"
+
+
+class WebhookThresholdState(models.Model):
+    """Which side of its threshold an endpoint was last told an event's queue is on (absent: below)."""
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="threshold_states")
+    event = models.ForeignKey("events.Event", on_delete=models.CASCADE, related_name="+")
+    above = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["endpoint", "event"], name="one_threshold_state")]
+
+    def __str__(self) -> str:
+        return f"endpoint {self.endpoint_id} event {self.event_id}: {'above' if self.above else 'below'}"
+
+
+class WebhookExpirySweep(models.Model):
+    """How far `admission.expired` has been reported for an event: admissions expiring up to `swept_until`."""
+
+    event = models.OneToOneField("events.Event", primary_key=True, on_delete=models.CASCADE, related_name="+")
+    swept_until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"event {self.event_id}: expiries reported up to {self.swept_until}"

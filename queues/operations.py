@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
@@ -20,7 +21,9 @@ from rest_framework import serializers
 from events.models import Event
 
 from . import admission
+from .models import WebhookEventType
 from .refusals import Refusal
+from .webhooks import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +109,8 @@ def _set_flags(event: Event, **flags: bool) -> Outcome:
     """Pause/resume and drain/undrain are flags on the event; waiting fans hear of a pause by its save signal."""
     for name, value in flags.items():
         setattr(event, name, value)
-    event.save(update_fields=[*flags, "updated_at"])
+    with transaction.atomic():  # with its webhook (queue.paused, ...: queues/webhooks/receivers.py)
+        event.save(update_fields=[*flags, "updated_at"])
     return Outcome()
 
 
@@ -124,7 +128,9 @@ def _admit(event: Event, count: int) -> Outcome:
 
 
 def _reset(event: Event) -> Outcome:
-    return Outcome(dropped=admission.reset_queue(event))
+    dropped = admission.reset_queue(event)
+    outbox.queue_changed(event, WebhookEventType.QUEUE_RESET, dropped=dropped)
+    return Outcome(dropped=dropped)
 
 
 MAX_ADMIT_AT_ONCE = 10_000

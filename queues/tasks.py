@@ -1,4 +1,4 @@
-"""Celery tasks: the admission tick, one task per event, fanned out by beat every second.
+"""Celery tasks: the admission tick, one task per event, fanned out by beat every second; webhook deliveries.
 
 Thin and idempotent: a duplicate beat or a retried task runs `admission.tick`,
 whose lease and two-phase admission make a second run harmless.
@@ -14,6 +14,7 @@ from django.conf import settings
 from events.models import Event
 
 from . import admission
+from .webhooks import delivery
 
 logger = logging.getLogger(__name__)
 
@@ -43,3 +44,19 @@ def schedule_ticks() -> int:
     for event_id in ids:
         tick_event.apply_async((event_id,), expires=TICK_EXPIRES_SECONDS)
     return len(ids)
+
+
+# A delivery run sends for this long, then ends (its last exchanges finish within QMS_WEBHOOK_TIMEOUT); beat
+# starts the next within a second.
+WEBHOOK_RUN_SECONDS = 20.0
+
+
+@shared_task(
+    ignore_result=True,
+    # Not acks_late: a run lost with its worker loses nothing (claimed rows are sent again when the claim ends).
+    soft_time_limit=int(WEBHOOK_RUN_SECONDS + settings.QMS_WEBHOOK_TIMEOUT + 15),
+    time_limit=int(WEBHOOK_RUN_SECONDS + settings.QMS_WEBHOOK_TIMEOUT + 25),
+)
+def deliver_webhooks() -> int:
+    """Beat's every-second task: send due webhooks (returns at once while another run holds the turn)."""
+    return delivery.run(WEBHOOK_RUN_SECONDS) or 0

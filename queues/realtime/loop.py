@@ -1,14 +1,17 @@
-"""The embedded admission loop: the tick every `QMS_TICK_SECONDS`, inside the server's event loop."""
+"""The embedded admission loop: the tick every `QMS_TICK_SECONDS`, inside the server's event loop; and the
+embedded webhook deliveries, the same worker Celery runs (queues/webhooks/delivery.py), beside it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 
 from .. import admission
+from ..webhooks import delivery
 
 logger = logging.getLogger(__name__)
 
@@ -37,3 +40,20 @@ async def run_admission_loop(interval: float | None = None) -> None:
         except Exception:
             logger.exception("admission loop iteration failed")
         await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
+
+
+async def run_webhook_loop(interval: float = 1.0, run_seconds: float = 5.0) -> None:
+    """Send due webhooks, as Celery's task does. In a thread of its own (not the tick's: a receiver that takes
+    10 s must not hold a tick), so admission never waits for a receiver."""
+    stop = threading.Event()
+    run = database_sync_to_async(delivery.run, thread_sensitive=False)
+    logger.info("embedded webhook deliveries: every %.2fs", interval)
+    try:
+        while True:
+            try:
+                await run(run_seconds, stop)
+            except Exception:
+                logger.exception("webhook delivery run failed")
+            await asyncio.sleep(interval)
+    finally:
+        stop.set()  # cancelled with the server: the run in its thread stops claiming
