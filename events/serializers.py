@@ -9,6 +9,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.fields import get_error_detail
 
+from .crowd_message import MAX_LENGTH as MESSAGE_MAX_LENGTH
+from .crowd_message import translated_languages
 from .models import BypassRule, Event, ProtectedRoute, check_session_limits
 
 MAX_LIST = 100  # routes or bypass rules of one event: far more than a sale needs, few enough to check row by row
@@ -76,6 +78,12 @@ class EventSerializer(serializers.ModelSerializer):
     bypass_rules = BypassRuleSerializer(
         many=True, required=False, max_length=MAX_LIST,
         help_text="Traffic the gate lets through without a queue, tried in list order. Sent, it replaces them all.")
+    crowd_message = serializers.CharField(
+        required=False, allow_blank=True, max_length=MESSAGE_MAX_LENGTH,
+        help_text="Plain text every waiting fan sees at once, until cleared (blank clears it, translations too).")
+    crowd_message_translations = serializers.DictField(
+        child=serializers.CharField(allow_blank=True, max_length=MESSAGE_MAX_LENGTH), required=False,
+        help_text='Optional, per page language: {"de": "..."}; fans of other languages see `crowd_message`.')
 
     class Meta:
         model = Event
@@ -85,8 +93,17 @@ class EventSerializer(serializers.ModelSerializer):
             "max_active", "token_ttl_seconds", "reservation_url",
             "session_mode", "session_idle_seconds", "session_max_seconds", "routes", "bypass_rules",
             "created_by", "created_at", "updated_at",
+            "crowd_message", "crowd_message_translations", "crowd_message_updated_at",
         ]
-        read_only_fields = ["created_by", "created_at", "updated_at"]
+        read_only_fields = ["created_by", "created_at", "updated_at", "crowd_message_updated_at"]
+
+    def validate_crowd_message_translations(self, value: dict) -> dict:
+        unknown = sorted(set(value) - set(translated_languages()))
+        if unknown:
+            raise serializers.ValidationError(
+                f"No page language {', '.join(unknown)}; translations may be given for: "
+                f"{', '.join(translated_languages())}.", code="unknown_language")
+        return value
 
     def validate_reservation_url(self, value: str) -> str:
         if not value.lower().startswith(("https://", "http://")):

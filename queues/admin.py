@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -131,6 +132,40 @@ class BypassRuleInline(admin.TabularInline):
     verbose_name_plural = _("Bypass rules (tried in position order)")
 
 
+ANNOUNCE = OPERATIONS["announce"]
+
+
+def form_field(argument_name: str) -> str:
+    """The event page's field of an `announce` argument: `text` is `crowd_message`, `text_de` `crowd_message_de`."""
+    return "crowd_message" + argument_name.removeprefix("text")
+
+
+class CrowdMessageForm(forms.ModelForm):
+    """The event's page with the message to the waiting crowd as the `announce` operation takes it: one text box
+    for everyone and one per other language (not the translations' JSON), with the same limits. Saving the page
+    publishes a change to every waiting fan (queues/realtime/receivers.py)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for code, value in self.instance.crowd_message_translations.items():
+            self.initial.setdefault(form_field(f"text_{code}"), value)
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        self.instance.crowd_message_translations = {
+            argument.name.removeprefix("text_"): cleaned.get(form_field(argument.name)) or ""
+            for argument in ANNOUNCE.arguments if argument.name != "text"}
+        return cleaned
+
+
+def _with_message_fields(form: type[forms.ModelForm]) -> type[forms.ModelForm]:
+    """`form` with a text box per `announce` argument (the admin needs its fields declared on the class)."""
+    fields = {form_field(argument.name): forms.CharField(
+        label=argument.label, help_text=argument.help, required=False, max_length=argument.maximum,
+        widget=forms.Textarea(attrs={"rows": 2})) for argument in ANNOUNCE.arguments}
+    return type(form.__name__, (form,), fields)
+
+
 class EventAdmin(admin.ModelAdmin):
     # The live columns first after the name, and few: they must be on screen at 1280 px next to the admin's
     # navigation and filters (the rate and limits are on the event's page).
@@ -142,7 +177,8 @@ class EventAdmin(admin.ModelAdmin):
     list_filter = ("queue_enabled", "queueing_method", "paused", "sale_starts_at")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = ("created_by", "created_at", "updated_at")
+    readonly_fields = ("created_by", "created_at", "updated_at", "crowd_message_updated_at")
+    form = _with_message_fields(CrowdMessageForm)
     date_hierarchy = "sale_starts_at"
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     # Operations with arguments (admit N) are the console's form, not a list action.
@@ -154,6 +190,9 @@ class EventAdmin(admin.ModelAdmin):
                               "max_active", "token_ttl_seconds")}),
         ("Protection", {"fields": ("health_check_url", "pow_difficulty")}),
         ("Protected site", {"fields": ("session_mode", "session_idle_seconds", "session_max_seconds")}),
+        (_("Message to the waiting crowd"), {"fields": (
+            *(form_field(argument.name) for argument in ANNOUNCE.arguments),
+            "crowd_message_updated_at")}),
         ("Record", {"fields": ("created_by", "created_at", "updated_at")}),
     )
 

@@ -1,4 +1,5 @@
-"""The operator's queue operations, declared once in `OPERATIONS`: pause, resume, admit N now, drain, undrain, reset.
+"""The operator's queue operations, declared once in `OPERATIONS`: pause, resume, admit N now, drain, undrain, reset,
+announce (the message to the waiting crowd).
 
 The staff API (`queues.operations_api`), the admin's queue console (`queues.admin`) and the management
 command `qms_queue` all read this table: its name, service call, arguments with their limits, who may run
@@ -11,13 +12,17 @@ import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
+from django.conf import settings
 from django.db import transaction
 from django.utils.functional import cached_property
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext_lazy
 from rest_framework import serializers
 
+from events import crowd_message
 from events.models import Event
 
 from . import admission
@@ -42,9 +47,38 @@ class Argument:
     minimum: int
     maximum: int
     default: int
+    required: ClassVar[bool] = True
+    parse: ClassVar[Callable[[str], int]] = int  # the command line's word to the value
+    input_type: ClassVar[str] = "number"  # the console's <input type>
 
     def field(self) -> serializers.IntegerField:
         return serializers.IntegerField(min_value=self.minimum, max_value=self.maximum, help_text=self.help)
+
+    def limits(self) -> str:
+        return f"{self.minimum} to {self.maximum}"
+
+
+@dataclass(frozen=True)
+class TextArgument:
+    """Plain text an operation takes, blank allowed (the operation says what blank means), at most `maximum`
+    characters; an argument that is not `required` may be left out (the command's `--option`)."""
+
+    name: str
+    label: str
+    help: str
+    maximum: int
+    required: bool = True
+    minimum: ClassVar[int] = 0
+    default: ClassVar[str] = ""
+    parse: ClassVar[Callable[[str], str]] = str
+    input_type: ClassVar[str] = "text"
+
+    def field(self) -> serializers.CharField:
+        return serializers.CharField(max_length=self.maximum, allow_blank=True, required=self.required,
+                                     trim_whitespace=True, help_text=self.help)
+
+    def limits(self) -> str:
+        return f"at most {self.maximum} characters"
 
 
 @dataclass(frozen=True)
@@ -53,6 +87,7 @@ class Outcome:
 
     admitted: int | None = None  # admit: how many were let in
     dropped: int | None = None  # reset: how many lost their place
+    announced: bool | None = None  # announce: True if fans now see a message, False if it was cleared
 
 
 @dataclass(frozen=True)
@@ -61,8 +96,10 @@ class Operation:
     label: str  # the button
     summary: str  # the API description, the command's help
     call: Callable[..., Outcome]  # (event, **arguments) -> Outcome
-    done: str  # the operator's message afterwards, %-formatted with event, the arguments and the outcome
-    arguments: tuple[Argument, ...] = ()
+    # The operator's message afterwards, %-formatted with event, the arguments and the outcome (or a function of
+    # the outcome giving it, when what happened decides the words).
+    done: str | Callable[[Outcome], str]
+    arguments: tuple[Argument | TextArgument, ...] = ()
     # The warning a person confirms first (admin page, command prompt), %-formatted with `waiting`. The API's
     # caller has decided already and is not asked.
     confirm: str | None = None
@@ -102,7 +139,8 @@ class Operation:
         return outcome
 
     def message(self, event: Event, arguments: Mapping, outcome: Outcome) -> str:
-        return self.done % {"event": event, **arguments, **vars(outcome)}
+        done = self.done(outcome) if callable(self.done) else self.done
+        return done % {"event": event, **arguments, **vars(outcome)}
 
 
 def _set_flags(event: Event, **flags: bool) -> Outcome:
@@ -133,6 +171,29 @@ def _reset(event: Event) -> Outcome:
     return Outcome(dropped=dropped)
 
 
+def _announce(event: Event, text: str, **translated: str) -> Outcome:
+    """Set the message to the waiting crowd (a blank text clears it). The save normalises, stamps and publishes
+    it to every waiting fan (queues/realtime/receivers.py), as it does for the admin's event page and the API."""
+    event.crowd_message = text
+    event.crowd_message_translations = {name.removeprefix("text_"): value for name, value in translated.items()}
+    event.save(update_fields=["crowd_message", "crowd_message_translations", "crowd_message_updated_at",
+                              "updated_at"])
+    return Outcome(announced=bool(event.crowd_message))
+
+
+def _announce_arguments() -> tuple[TextArgument, ...]:
+    """`text`, then `text_<language>` for each of the site's other languages (optional: those fans see `text`)."""
+    languages = dict(settings.LANGUAGES)
+    return (
+        TextArgument("text", _("Message to the waiting fans"),
+                     _("Plain text every waiting fan sees until cleared; blank clears it."), crowd_message.MAX_LENGTH),
+        *(TextArgument(f"text_{code}", format_lazy("{} ({})", _("Message"), languages[code]),
+                       format_lazy(_("What fans reading the page in {} see instead (optional)."), languages[code]),
+                       crowd_message.MAX_LENGTH, required=False)
+          for code in crowd_message.translated_languages()),
+    )
+
+
 MAX_ADMIT_AT_ONCE = 10_000
 
 # What the operator confirms first, %-formatted with how many wait.
@@ -142,6 +203,8 @@ DRAIN_WARNING = ngettext_lazy(
     "No new fans can join. The %(waiting)d fans waiting keep their places and will be admitted. "
     "You can undo this (Take joins again).", "waiting",
 )
+ANNOUNCED = _("%(event)s: every waiting fan now sees your message.")
+CLEARED = _("%(event)s: the message to the waiting fans is cleared.")
 RESET_WARNING = ngettext_lazy(
     "%(waiting)d fan waiting will lose their place and be told the queue was reset. "
     "Admissions already issued stay valid. This cannot be undone.",
@@ -175,6 +238,15 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
                                            "with 4003); admissions stay valid."),
               _reset, _("%(event)s: queue reset, %(dropped)d fans lost their place."), confirm=RESET_WARNING,
               needs_shared_store=True),
+    Operation(
+        "announce", _("Tell the waiting fans"),
+        _("Show every waiting fan a message (plain text, optionally per language) until it is cleared: at once over "
+          "their sockets, and in the `message` of the queue status. A blank `text` clears it."),
+        _announce, lambda outcome: ANNOUNCED if outcome.announced else CLEARED, arguments=_announce_arguments(),
+        # Its broadcast must reach the server's sockets: a command needs the shared channel layer (Redis) as
+        # much as the shared store.
+        needs_shared_store=True,
+    ),
 )}
 
 

@@ -23,6 +23,8 @@ class QueueOperationSerializer(serializers.Serializer):
     event = serializers.IntegerField()
     admitted = serializers.IntegerField(allow_null=True, help_text="admit: how many were admitted.")
     dropped = serializers.IntegerField(allow_null=True, help_text="reset: how many lost their place.")
+    announced = serializers.BooleanField(
+        allow_null=True, help_text="announce: true if waiting fans now see a message, false if it was cleared.")
     stats = QueueStatsSerializer(help_text="The queue's numbers after the action.")
 
 
@@ -63,7 +65,7 @@ class OperationView(APIView):
         event.refresh_from_db()
         return Response(QueueOperationSerializer({
             "action": self.operation.name, "event": event.id, "admitted": outcome.admitted,
-            "dropped": outcome.dropped, "stats": admission.stats(event),
+            "dropped": outcome.dropped, "announced": outcome.announced, "stats": admission.stats(event),
         }).data)
 
 

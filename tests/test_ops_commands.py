@@ -85,7 +85,8 @@ def test_qms_queue_runs_every_operation(redis_store, make_event, make_user, name
     queue_fans(event, make_user, 2)
     if operation.offered_when == ("draining", True):
         Event.objects.filter(pk=event.pk).update(draining=True)
-    args = [str(argument.minimum) for argument in operation.arguments] + (["--yes"] if operation.confirm else [])
+    args = [str(argument.minimum) for argument in operation.arguments if argument.required] + (
+        ["--yes"] if operation.confirm else [])
     output = run("qms_queue", name, str(event.id), *args)
     assert f"(id {event.id})" in output
     event.refresh_from_db()

@@ -29,6 +29,7 @@ from .auth import JWT_SUBPROTOCOL, origin_allowed
 from .fanout import loop_local, process_fanout
 from .messages import (
     admitted_message,
+    announcement_message,
     error_message,
     left_message,
     pong_message,
@@ -121,6 +122,8 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         if status.state == FanState.ADMITTED:
             return await self.end(admitted_message(event, status.admission), CloseCode.ADMITTED)
         await self.send_json(queued_message(status))
+        if event.crowd_message:  # the operator's message, broadcast before this socket came: in its first frames
+            await self.send_json(announcement_message(event))
         self.place = PlaceTracker(status)
         early, self.early = self.early, None
         for message, text in early:
@@ -243,7 +246,7 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         await self.end(superseded_message(), CloseCode.SUPERSEDED)
 
     async def hear(self, message: dict, text: str) -> None:
-        """An event broadcast (progress, paused, resumed, reset) from this process's fan-out
+        """An event broadcast (progress, paused, resumed, reset, announcement) from this process's fan-out
         (queues/realtime/fanout.py); `text` is its JSON, encoded once for all sockets."""
         if self.early is not None:  # still joining (or refused): `queued` goes first
             self.early.append((message, text))

@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict
 from datetime import datetime
 
+from events import crowd_message
 from events.models import Event
 
 from ..admission import Progress, QueueStatus, redirect_url
@@ -58,6 +59,12 @@ def pause_message(event: Event) -> dict:
 def reset_message(event: Event) -> dict:
     """The operator emptied the queue; the socket closes after it."""
     return {"type": MessageType.RESET, "event": event.id}
+
+
+def announcement_message(event: Event) -> dict:
+    """The operator's message to the waiting crowd as it is now (`message` None: cleared). One frame for the
+    whole event: it carries every translation and the page picks its own language's."""
+    return {"type": MessageType.ANNOUNCEMENT, "event": event.id, "message": crowd_message.public(event)}
 
 
 def superseded_message() -> dict:

@@ -10,12 +10,19 @@ from events.models import Event
 
 from ..admission import TickResult
 from ..store import get_store
-from .messages import admitted_message, envelope, pause_message, progress_message, reset_message
+from .messages import (
+    admitted_message,
+    announcement_message,
+    envelope,
+    pause_message,
+    progress_message,
+    reset_message,
+)
 
 
 def event_group(event_id: int) -> str:
     """Every server process with a socket waiting for the event (queues/realtime/fanout.py): progress, paused,
-    resumed, reset."""
+    resumed, reset, announcement."""
     return f"event.{event_id}"
 
 
@@ -49,3 +56,9 @@ def publish_pause_change(event: Event) -> None:
 def publish_reset(event: Event) -> None:
     """The operator emptied the queue: every waiting socket is told and closed."""
     async_to_sync(get_channel_layer().group_send)(event_group(event.id), envelope(reset_message(event)))
+
+
+def publish_announcement(event: Event) -> None:
+    """The operator set or cleared the message to the waiting crowd: one broadcast for the event, which each
+    server process hands to its sockets (queues/realtime/fanout.py)."""
+    async_to_sync(get_channel_layer().group_send)(event_group(event.id), envelope(announcement_message(event)))

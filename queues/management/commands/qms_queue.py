@@ -1,7 +1,8 @@
 """`manage.py qms_queue <operation> <event> [arguments]`: any operator operation of `queues.operations`.
 
-One sub-command per entry of the table (pause, resume, admit N, drain, undrain, reset), with its arguments
-and limits; an operation that asks first wants `--yes` (or a typed "yes" on a terminal).
+One sub-command per entry of the table (pause, resume, admit N, drain, undrain, reset, announce TEXT), with its
+arguments and limits (optional ones as `--options`: `announce 3 "Back at 10:15" --text-de "Weiter um 10:15"`); an
+operation that asks first wants `--yes` (or a typed "yes" on a terminal).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from .qms_status import EventCommand
 def add_operation_arguments(parser, operation: Operation) -> None:
     parser.add_argument("event", help="event id or slug")
     for argument in operation.arguments:
-        parser.add_argument(argument.name, type=int,
-                            help=f"{argument.help} ({argument.minimum} to {argument.maximum})")
+        name = argument.name if argument.required else "--" + argument.name.replace("_", "-")
+        parser.add_argument(name, type=argument.parse, help=f"{argument.help} ({argument.limits()})")
     if operation.confirm:
         parser.add_argument("--yes", action="store_true", help="confirmed: do not ask")
 
@@ -39,7 +40,8 @@ class OperationCommand(EventCommand):
         self.run(OPERATIONS[self.operation_name], options)
 
     def run(self, operation: Operation, options: dict) -> None:
-        data = {argument.name: options[argument.name] for argument in operation.arguments}
+        data = {argument.name: options[argument.name] for argument in operation.arguments
+                if options.get(argument.name) is not None}
         try:
             arguments = operation.clean(data)
         except ValidationError as invalid:
