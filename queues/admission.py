@@ -23,13 +23,12 @@ from django.db.models.functions import Greatest, Least
 from django.dispatch import Signal
 from django.utils import timezone
 
-from events import crowd_message
 from events.models import Event, QueueingMethod, SessionMode
 
 from . import challenge, metrics, tokens
 from .health_gate import site_healthy
 from .models import Admission
-from .protocol import FanState
+from .protocol import RETURN_TOKEN_PARAMETER, FanState
 from .refusals import (
     ProofOfWorkRequired,
     QueueDraining,
@@ -65,7 +64,6 @@ class QueueStatus:
     sale_starts_at: datetime | None = None
     admission: Admission | None = None
     created: bool = False
-    message: dict | None = None  # the operator's message to the waiting crowd (events/crowd_message.py)
 
 
 @dataclass(frozen=True)
@@ -102,10 +100,21 @@ def _now() -> float:
     return time.time()
 
 
-def redirect_url(event: Event, token: str) -> str:
-    parts = urlsplit(event.reservation_url)
-    query = f"{parts.query}&" if parts.query else ""
-    return urlunsplit(parts._replace(query=query + urlencode({"token": token})))
+def redirect_url(event: Event, token: str, return_url: str | None = None) -> str:
+    """Where an admitted fan goes: the reservation URL with `?token=`, or a return URL on the event's protected
+    site (validated by the caller with `queues.gate.validated_return_url`) with `?qms_token=`, for the gate.
+
+    The fragment of a return URL is dropped: the token must end the URL (the page appends a socket's token to
+    the prefix it renders with `token=""`), and no proxy sees a fragment anyway.
+    """
+    if not return_url:
+        parts = urlsplit(event.reservation_url)
+        query = f"{parts.query}&" if parts.query else ""
+        return urlunsplit(parts._replace(query=query + urlencode({"token": token})))
+    parts = urlsplit(return_url)
+    kept = [pair for pair in parts.query.split("&") if pair and pair.split("=")[0] != RETURN_TOKEN_PARAMETER]
+    query = "&".join([*kept, urlencode({RETURN_TOKEN_PARAMETER: token})])
+    return urlunsplit(parts._replace(query=query, fragment=""))
 
 
 def admits_on_join(event: Event) -> bool:
@@ -158,7 +167,7 @@ def live_admissions(event: Event, now: datetime | None = None) -> int:
 
 def _status_from_place(event: Event, place: Place) -> QueueStatus:
     common = {"ticket": place.ticket, "waiting": place.waiting, "served": place.served, "paused": event.paused,
-              "sale_starts_at": event.sale_starts_at, "message": crowd_message.public(event)}
+              "sale_starts_at": event.sale_starts_at}
     if place.state == FanState.PENDING:
         # Popped by a tick that is writing the ledger right now: first in line.
         return QueueStatus(state=FanState.WAITING, position=1, ahead=0, eta_seconds=1, **common)
@@ -173,7 +182,7 @@ def _status_from_place(event: Event, place: Place) -> QueueStatus:
 def _admitted_status(event: Event, admission: Admission, place: Place | None = None) -> QueueStatus:
     return QueueStatus(state=FanState.ADMITTED, ticket=admission.ticket, waiting=place.waiting if place else 0,
                        served=place.served if place else 0, paused=event.paused,
-                       sale_starts_at=event.sale_starts_at, admission=admission, message=crowd_message.public(event))
+                       sale_starts_at=event.sale_starts_at, admission=admission)
 
 
 def _live_admission_for(event: Event, user_id: int, place_id: str) -> Admission | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,8 +10,9 @@ from rest_framework.views import APIView
 from events.models import Event
 
 from . import admission
+from .gate import validated_return_url
 from .recent_events import recent_events
-from .refusals import EventNotFound, NotInQueue
+from .refusals import EventNotFound, InvalidReturnUrl, NotInQueue
 from .serializers import (
     ErrorSerializer,
     QueueStatsSerializer,
@@ -27,6 +28,23 @@ ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404
 # Optional body of a join: the solved proof-of-work challenge, when the event asks for one (428 otherwise).
 JOIN_REQUEST = inline_serializer("JoinRequest", {"pow": inline_serializer("ProofOfWork", {
     "challenge": serializers.CharField(), "solution": serializers.CharField(max_length=64)}, required=False)})
+
+
+RETURN = OpenApiParameter(
+    "return", str, description="A URL on one of the event's protected routes (docs/API.md, \"Return URL\"): an "
+    "admitted fan's `redirect_url` is this URL with `qms_token=<token>`, for the gate. Any other URL: 400 "
+    "`invalid_return_url`.")
+
+
+def return_url(request, event: Event) -> str | None:
+    """`?return=`, validated against the event's own protected routes (no open redirect); None if not sent."""
+    url = request.query_params.get("return")
+    if not url:
+        return None
+    valid = validated_return_url(event, url)
+    if valid is None:
+        raise InvalidReturnUrl()
+    return valid
 
 
 def get_event(event_id: int, *, recent: bool = False) -> Event:
@@ -46,11 +64,13 @@ class QueueView(APIView):
             return [JoinPerUserThrottle(), JoinPerAddressThrottle()]
         return []
 
-    @extend_schema(request=JOIN_REQUEST, responses={200: QueueStatusSerializer, 201: QueueStatusSerializer, **ERRORS})
+    @extend_schema(request=JOIN_REQUEST, parameters=[RETURN],
+                   responses={200: QueueStatusSerializer, 201: QueueStatusSerializer, **ERRORS})
     def post(self, request, event_id: int):
         pow_body = request.data.get("pow") if isinstance(request.data, dict) else None
         pow_body = pow_body if isinstance(pow_body, dict) else {}
         event = get_event(event_id, recent=True)
+        back = return_url(request, event)  # refused before joining: a bad link joins nobody
         if admission.socket_join_needs_service(event):
             # As the socket's join: proof of work, a drain, a pre-queue not open, or a queue that admits on
             # join (a tick) decide on the event as it is, not on a copy that may predate a pause.
@@ -58,14 +78,16 @@ class QueueView(APIView):
         result = admission.enter(event, request.user,
                                  pow_challenge=pow_body.get("challenge"), pow_solution=pow_body.get("solution"))
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(QueueStatusSerializer(result).data, status=code)
+        return Response(QueueStatusSerializer(result, context={"return_url": back}).data, status=code)
 
-    @extend_schema(responses={200: QueueStatusSerializer, **ERRORS})
+    @extend_schema(parameters=[RETURN], responses={200: QueueStatusSerializer, **ERRORS})
     def get(self, request, event_id: int):
-        result = admission.status(get_event(event_id, recent=True), request.user)
+        event = get_event(event_id, recent=True)
+        back = return_url(request, event)
+        result = admission.status(event, request.user)
         if result is None:
             raise NotInQueue()
-        return Response(QueueStatusSerializer(result).data)
+        return Response(QueueStatusSerializer(result, context={"return_url": back}).data)
 
     @extend_schema(responses={204: None, **ERRORS})
     def delete(self, request, event_id: int):

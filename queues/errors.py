@@ -28,7 +28,7 @@ class ErrorCode:
 # Codes raised by DRF and SimpleJWT (their own classes), shaped by `exception_handler` below; QMS's own codes
 # come from the Refusal classes (queues/refusals.py).
 _FRAMEWORK_CODES: dict[str, ErrorCode] = {
-    "invalid": ErrorCode(400, "The request body is invalid; `errors` says why, field by field.", "drf"),
+    "invalid": ErrorCode(400, "The request body is invalid; `errors` and `codes` say why, field by field.", "drf"),
     "parse_error": ErrorCode(400, "The request body is not well-formed JSON or form data.", "drf"),
     "not_authenticated": ErrorCode(401, "No credentials were sent: log in (`POST /api/auth/token/`).", "drf"),
     "authentication_failed": ErrorCode(401, "The credentials sent were wrong.", "drf"),

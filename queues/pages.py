@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods
 from events.models import Event
 
 from . import admission
+from .gate import validated_return_url
 from .protocol import page_protocol
 from .refusals import Refusal
 
@@ -48,8 +49,14 @@ def waiting_room(request: HttpRequest, event_id: int) -> HttpResponse:
     event = Event.objects.filter(pk=event_id).first()
     if event is None:
         return render(request, "queues/event_not_found.html", status=404)
+    asked = request.GET.get("return")
+    back = validated_return_url(event, asked) if asked else None
     return render(request, "queues/waiting_room.html", {
         "event": event,
+        # Admitted, the fan goes to `return_to` + the token (the page appends it), else to the admission's
+        # redirect_url. A return URL off the event's routes is ignored and said so: the fan still queues.
+        "return_to": admission.redirect_url(event, "", back) if back else "",
+        "return_refused": bool(asked) and back is None,
         "protocol": page_protocol(),  # close codes, message kinds, states: the script reads them from here
         "sale_open": event.sale_open(),
         "server_now_ms": int(time.time() * 1000),

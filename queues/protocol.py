@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from enum import IntEnum, StrEnum
 
+# The query parameter carrying an admitted fan's token back to a protected site (the waiting room's `?return=`);
+# the gate (`/gate/auth`) exchanges it for its cookie.
+RETURN_TOKEN_PARAMETER = "qms_token"
+
 
 class FanState(StrEnum):
     """Where a fan stands. The store knows WAITING, PENDING and ADMITTED; the service adds PREQUEUE
@@ -26,7 +30,6 @@ class MessageType(StrEnum):
     PAUSED = "paused"
     RESUMED = "resumed"
     RESET = "reset"
-    ANNOUNCEMENT = "announcement"  # the operator's message to the waiting crowd, set or cleared
     LEFT = "left"
     PONG = "pong"
     ERROR = "error"

@@ -69,6 +69,13 @@ class QueueNotOpen(QueueClosed):
     code, detail = "queue_not_open", "The queue is not open yet."
 
 
+class InvalidReturnUrl(Refusal):
+    """`?return=` names a place the waiting room will not send a fan: not an absolute http(s) URL on one of the
+    event's own protected routes (another site, another event's sale, userinfo, backslashes: no open redirect)."""
+
+    code, detail = "invalid_return_url", "The return URL is not on one of this event's protected routes."
+
+
 class ProofOfWorkRequired(Refusal):
     """A fan without a place must first solve the event's proof-of-work challenge (queues/challenge.py).
 

@@ -26,9 +26,6 @@
  * refused by the socket with close POW_REQUIRED and a challenge; the page finds a solution with
  * WebCrypto SHA-256 in batches (yielding between them), joins over HTTP with it, then reconnects.
  * One solve at a time: reconnect triggers (online, visibility) wait for it.
- *
- * The organiser's message (`announcement` frames, the status's `message`): shown as text, never as HTML, in
- * the page's language when the organiser wrote one for it; gone when cleared.
  */
 (() => {
   "use strict";
@@ -56,7 +53,10 @@
     statusUrl: root.dataset.statusUrl,
     csrf: root.dataset.csrf,
     saleStartsAt: Date.parse(root.dataset.saleStartsAt),
-    prequeueOpensAt: root.dataset.prequeueOpensAt ? Date.parse(root.dataset.prequeueOpensAt) : null
+    prequeueOpensAt: root.dataset.prequeueOpensAt ? Date.parse(root.dataset.prequeueOpensAt) : null,
+    // The page's `?return=` on the event's protected site, validated by the server and ending in `qms_token=`:
+    // an admitted fan goes there with the token appended (for the gate) instead of to the reservation URL.
+    returnTo: root.dataset.returnTo || null
   };
 
   // --- language -----------------------------------------------------------------------
@@ -283,19 +283,6 @@
     setText("wr-countdown", countdownText(cfg.saleStartsAt - serverNow()));
   }
 
-  // The organiser's words in the page's language if they wrote them, else their plain text; null: no message.
-  function crowdText(message) {
-    if (!message || !message.text) { return null; }
-    const translations = message.translations || {};
-    return translations[lang] || translations[lang.split("-")[0]] || message.text;
-  }
-
-  function showCrowdMessage(message) {
-    const text = crowdText(message);
-    setText("wr-crowd-text", text || ""); // textContent: markup in a message is shown as typed
-    $("wr-crowd").hidden = !text;
-  }
-
   // --- state changes -----------------------------------------------------------------
 
   function placeFrom(place) {
@@ -341,10 +328,10 @@
     } catch (e) { return null; }
   }
 
-  function admitted(redirectUrl, expiresAt) {
+  function admitted(redirectUrl, expiresAt, token) {
     stopEverything();
     if (S.phase === "admitted") { return; }
-    const safe = safeRedirect(redirectUrl);
+    const safe = safeRedirect(cfg.returnTo && token ? cfg.returnTo + encodeURIComponent(token) : redirectUrl);
     if (safe) { $("wr-continue").href = safe; }
     if (expiresAt) {
       const expires = new Date(expiresAt), el = $("wr-expires");
@@ -483,7 +470,7 @@
         render();
         break;
       case MSG.ADMITTED:
-        admitted(msg.redirect_url, msg.expires_at);
+        admitted(msg.redirect_url, msg.expires_at, msg.token);
         break;
       case MSG.PAUSED:
       case MSG.RESUMED:
@@ -492,9 +479,6 @@
         announce(S.paused ? _("Admission is paused. You keep your place.")
           : _("Admission resumed. Your place is moving again."), true);
         render();
-        break;
-      case MSG.ANNOUNCEMENT:
-        showCrowdMessage(msg.message);
         break;
       case MSG.SUPERSEDED:
         finish("superseded", _("This queue is open on another device. Your place is kept."));
@@ -641,9 +625,8 @@
   }
 
   function applyStatus(body) {
-    if ("message" in body) { showCrowdMessage(body.message); }
     if (body.state === STATE.ADMITTED && body.admission) {
-      admitted(body.admission.redirect_url, body.admission.expires_at);
+      admitted(body.admission.redirect_url, body.admission.expires_at, body.admission.token);
     } else if (body.state === STATE.PREQUEUE) {
       S.ticket = body.ticket;
       enterPrequeue(body);
