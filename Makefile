@@ -87,6 +87,7 @@ bench: install-dev nginx wrk
 	$(BIN)/python bench/eta_accuracy.py
 	$(BIN)/python bench/http_path.py $(if $(filter full,$(BENCH_SCALE)),,--repeat 2 --duration 3)
 	$(BIN)/python bench/arrival.py $(if $(filter full,$(BENCH_SCALE)),,--repeat 1)
+	$(BIN)/python bench/gate.py $(if $(filter full,$(BENCH_SCALE)),,--repeat 2 --duration 3)
 
 screenshots: install-dev browser
 	$(BIN)/python bench/screenshots.py

@@ -38,7 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qms_project.settings")
 
+import django  # noqa: E402
 import redis  # noqa: E402
+
+django.setup()  # tests/e2e/gate.py reads the demo's logins from a management command module
 
 from bench.http_path import measured  # noqa: E402
 from tests.e2e.gate import PUBLIC_PREFIX, GatedSite  # noqa: E402

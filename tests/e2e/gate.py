@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from deploy.local_nginx import runnable
-from queues.management.commands.seed_demo import FAN, OPERATOR
+from queues.management.commands.seed_demo import OPERATOR
 from tests.services import require_service
 from tests.sites import GatedOrigin
 
@@ -161,4 +161,4 @@ class GatedSite:
         self.origin.close()
 
 
-__all__ = ["BYPASSED_ADDRESS", "FAN", "GATE_COOKIE_KEY", "OPERATOR", "PUBLIC_PREFIX", "GatedSite", "Visit"]
+__all__ = ["BYPASSED_ADDRESS", "GATE_COOKIE_KEY", "OPERATOR", "PUBLIC_PREFIX", "GatedSite", "Visit"]
