@@ -23,6 +23,7 @@ from django.db.models.functions import Greatest, Least
 from django.dispatch import Signal
 from django.utils import timezone
 
+from events import crowd_message
 from events.models import Event, QueueingMethod, SessionMode
 
 from . import challenge, metrics, tokens
@@ -64,6 +65,7 @@ class QueueStatus:
     sale_starts_at: datetime | None = None
     admission: Admission | None = None
     created: bool = False
+    message: dict | None = None  # the operator's message to the waiting crowd (events/crowd_message.py)
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ def live_admissions(event: Event, now: datetime | None = None) -> int:
 
 def _status_from_place(event: Event, place: Place) -> QueueStatus:
     common = {"ticket": place.ticket, "waiting": place.waiting, "served": place.served, "paused": event.paused,
-              "sale_starts_at": event.sale_starts_at}
+              "sale_starts_at": event.sale_starts_at, "message": crowd_message.public(event)}
     if place.state == FanState.PENDING:
         # Popped by a tick that is writing the ledger right now: first in line.
         return QueueStatus(state=FanState.WAITING, position=1, ahead=0, eta_seconds=1, **common)
@@ -182,7 +184,7 @@ def _status_from_place(event: Event, place: Place) -> QueueStatus:
 def _admitted_status(event: Event, admission: Admission, place: Place | None = None) -> QueueStatus:
     return QueueStatus(state=FanState.ADMITTED, ticket=admission.ticket, waiting=place.waiting if place else 0,
                        served=place.served if place else 0, paused=event.paused,
-                       sale_starts_at=event.sale_starts_at, admission=admission)
+                       sale_starts_at=event.sale_starts_at, admission=admission, message=crowd_message.public(event))
 
 
 def _live_admission_for(event: Event, user_id: int, place_id: str) -> Admission | None:

@@ -30,6 +30,7 @@ class MessageType(StrEnum):
     PAUSED = "paused"
     RESUMED = "resumed"
     RESET = "reset"
+    ANNOUNCEMENT = "announcement"  # the operator's message to the waiting crowd, set or cleared
     LEFT = "left"
     PONG = "pong"
     ERROR = "error"

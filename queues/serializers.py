@@ -14,6 +14,15 @@ class AdmissionTokenSerializer(serializers.Serializer):
     redirect_url = serializers.CharField()
 
 
+class CrowdMessageSerializer(serializers.Serializer):
+    """The operator's message to the waiting crowd (events/crowd_message.py): plain text, show it as text."""
+
+    text = serializers.CharField(help_text="For everyone; shown to a fan whose language has no translation.")
+    translations = serializers.DictField(child=serializers.CharField(),
+                                         help_text='Per language, e.g. {"de": "..."}: show the one of your language.')
+    updated_at = serializers.DateTimeField(allow_null=True, help_text="When the operator last changed it.")
+
+
 class QueueStatusSerializer(serializers.Serializer):
     # What a fan is shown: PENDING (popped, ledger row being written) reads as WAITING.
     state = serializers.ChoiceField(choices=[state.value for state in FanState if state != FanState.PENDING])
@@ -26,6 +35,8 @@ class QueueStatusSerializer(serializers.Serializer):
     paused = serializers.BooleanField()
     sale_starts_at = serializers.DateTimeField()
     admission = AdmissionTokenSerializer(allow_null=True)
+    message = CrowdMessageSerializer(allow_null=True, help_text="The operator's message to the waiting crowd; null "
+                                                                "when there is none.")
 
     def to_representation(self, status: QueueStatus) -> dict:
         admission = None

@@ -26,6 +26,9 @@
  * refused by the socket with close POW_REQUIRED and a challenge; the page finds a solution with
  * WebCrypto SHA-256 in batches (yielding between them), joins over HTTP with it, then reconnects.
  * One solve at a time: reconnect triggers (online, visibility) wait for it.
+ *
+ * The organiser's message (`announcement` frames, the status's `message`): shown as text, never as HTML, in
+ * the page's language when the organiser wrote one for it; gone when cleared.
  */
 (() => {
   "use strict";
@@ -283,6 +286,19 @@
     setText("wr-countdown", countdownText(cfg.saleStartsAt - serverNow()));
   }
 
+  // The organiser's words in the page's language if they wrote them, else their plain text; null: no message.
+  function crowdText(message) {
+    if (!message || !message.text) { return null; }
+    const translations = message.translations || {};
+    return translations[lang] || translations[lang.split("-")[0]] || message.text;
+  }
+
+  function showCrowdMessage(message) {
+    const text = crowdText(message);
+    setText("wr-crowd-text", text || ""); // textContent: markup in a message is shown as typed
+    $("wr-crowd").hidden = !text;
+  }
+
   // --- state changes -----------------------------------------------------------------
 
   function placeFrom(place) {
@@ -480,6 +496,9 @@
           : _("Admission resumed. Your place is moving again."), true);
         render();
         break;
+      case MSG.ANNOUNCEMENT:
+        showCrowdMessage(msg.message);
+        break;
       case MSG.SUPERSEDED:
         finish("superseded", _("This queue is open on another device. Your place is kept."));
         break;
@@ -625,6 +644,7 @@
   }
 
   function applyStatus(body) {
+    if ("message" in body) { showCrowdMessage(body.message); }
     if (body.state === STATE.ADMITTED && body.admission) {
       admitted(body.admission.redirect_url, body.admission.expires_at, body.admission.token);
     } else if (body.state === STATE.PREQUEUE) {
