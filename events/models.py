@@ -403,3 +403,6 @@ class EnqueueTokenUse(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["event", "jti"], name="enqueue_token_used_once")]
+
+    def __str__(self) -> str:
+        return f"enqueue token {self.jti} event={self.event_id}"
