@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from .. import admission, tokens
 from ..models import Admission
+from ..protocol import RETURN_TOKEN_PARAMETER
 from ..refusals import TokenRefused
 from ..store import get_store
 from ..store.base import SessionCheck
@@ -27,7 +28,6 @@ from .bypass import first_bypass
 from .request import OriginalRequest
 from .routes import GuardedEvent, gate_routes
 
-TOKEN_PARAMETER = "qms_token"
 clock = time.time  # the gate's now (tests set it to walk a session through its idle time and cap)
 
 # Every `X-QMS-Reason` the gate answers with, and what it means (docs/API.md, "The gate").
@@ -58,8 +58,9 @@ def _answer(status: int, headers: dict[str, str]) -> HttpResponse:
 def _return_url(original: OriginalRequest) -> str:
     """The visitor's URL without a `qms_token` (which is spent, or was refused)."""
     path, _, query = original.uri.partition("?")
-    if TOKEN_PARAMETER in query:
-        kept = [(name, value) for name, value in parse_qsl(query, keep_blank_values=True) if name != TOKEN_PARAMETER]
+    if RETURN_TOKEN_PARAMETER in query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        kept = [(name, value) for name, value in pairs if name != RETURN_TOKEN_PARAMETER]
         query = urlencode(kept)
     return f"{original.proto}://{original.host}{path}" + (f"?{query}" if query else "")
 
@@ -102,8 +103,8 @@ def _from_cookie(value: str, guarded: GuardedEvent, original: OriginalRequest, n
 
 def _session(guarded: GuardedEvent, original: OriginalRequest, now: float) -> tuple[cookies.GateSession, bool]:
     """The session the visitor presents, and whether it came as a token (to be exchanged for a cookie)."""
-    if TOKEN_PARAMETER in original.query:
-        token = dict(parse_qsl(original.query)).get(TOKEN_PARAMETER)
+    if RETURN_TOKEN_PARAMETER in original.query:
+        token = dict(parse_qsl(original.query)).get(RETURN_TOKEN_PARAMETER)
         if token:  # the first request after the waiting room: it wins over an older cookie
             return _from_token(token, guarded), True
     value = original.request.COOKIES.get(cookies.cookie_name(guarded.id))
