@@ -11,7 +11,8 @@ from rest_framework.fields import get_error_detail
 
 from .crowd_message import MAX_LENGTH as MESSAGE_MAX_LENGTH
 from .crowd_message import translated_languages
-from .models import BypassRule, Event, ProtectedRoute, check_session_limits
+from .enqueue_keys import UnusableKey, verification_key
+from .models import BypassRule, EntryPolicy, Event, ProtectedRoute, check_session_limits
 
 MAX_LIST = 100  # routes or bypass rules of one event: far more than a sale needs, few enough to check row by row
 
@@ -93,9 +94,19 @@ class EventSerializer(serializers.ModelSerializer):
             "max_active", "token_ttl_seconds", "reservation_url",
             "session_mode", "session_idle_seconds", "session_max_seconds", "routes", "bypass_rules",
             "created_by", "created_at", "updated_at",
+            "entry_policy", "closed_message", "enqueue_key",
             "crowd_message", "crowd_message_translations", "crowd_message_updated_at",
         ]
         read_only_fields = ["created_by", "created_at", "updated_at", "crowd_message_updated_at"]
+        extra_kwargs = {"enqueue_key": {"write_only": True}}  # the shared secret never leaves QMS again
+
+    def validate_enqueue_key(self, value: str) -> str:
+        if value:
+            try:
+                verification_key(value)
+            except UnusableKey as unusable:
+                raise serializers.ValidationError(str(unusable), code="invalid_key") from None
+        return value.strip()
 
     def validate_crowd_message_translations(self, value: dict) -> dict:
         unknown = sorted(set(value) - set(translated_languages()))
@@ -117,12 +128,10 @@ class EventSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError({"prequeue_opens_at": "The pre-queue must open before the sale starts."})
         _refuse_unless_clean(check_session_limits, self._current("session_idle_seconds", attrs),
                              self._current("session_max_seconds", attrs))
+        if self._current("entry_policy", attrs) == EntryPolicy.INVITE_ONLY and not self._current("enqueue_key", attrs):
+            raise serializers.ValidationError({"enqueue_key": ErrorDetail(
+                "An invite-only event needs the key its enqueue tokens are signed with.", code="required")})
         return attrs
-
-    def validate_slug(self, value: str) -> str:
-        if value and Event.objects.filter(slug=value).exclude(pk=getattr(self.instance, "pk", None)).exists():
-            raise serializers.ValidationError("An event with this slug already exists.", code="unique")
-        return value
 
     def _current(self, field: str, attrs: dict):
         """`field` as it will be saved: sent, else the event's, else the model's default (a new event)."""

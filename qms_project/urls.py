@@ -6,12 +6,12 @@ from django.views.decorators.cache import cache_page
 from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+from rest_framework_simplejwt.views import TokenRefreshView
 
 from events.views import EventViewSet
 from queues import pages, probes
 from queues.gate import views as gate_views
-from queues.throttles import LoginPerAddressThrottle
+from queues.login_defence import PageLoginView, TokenLoginView
 
 JAVASCRIPT_CATALOG_SECONDS = 300
 
@@ -20,13 +20,15 @@ router.register("events", EventViewSet, basename="event")
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Both logins count failures, never successes (queues/login_defence.py); before django.contrib.auth's own.
+    path("accounts/login/", PageLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("api/auth/token/", TokenObtainPairView.as_view(throttle_classes=[LoginPerAddressThrottle]),
-         name="token-obtain"),
+    path("api/auth/token/", TokenLoginView.as_view(), name="token-obtain"),
     path("api/auth/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("api/", include("queues.operations_api")),  # one route per operator operation (queues/operations.py)
     path("api/", include("queues.urls")),
     path("api/", include("queues.webhooks.api")),  # webhook endpoints and the delivery log, staff
+    path("api/", include("queues.access_codes_api")),  # an event's access codes (entry policy `codes`), staff
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -32,6 +32,7 @@ from rest_framework.exceptions import ValidationError
 from events.models import BypassRule, Event, ProtectedRoute
 
 from . import admission
+from .access_code_admin import access_codes_summary
 from .models import Admission
 from .operations import OPERATIONS, Operation, problems
 from .refusals import Refusal
@@ -177,7 +178,7 @@ class EventAdmin(admin.ModelAdmin):
     list_filter = ("queue_enabled", "queueing_method", "paused", "sale_starts_at")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = ("created_by", "created_at", "updated_at", "crowd_message_updated_at")
+    readonly_fields = ("created_by", "created_at", "updated_at", "crowd_message_updated_at", "access_codes")
     form = _with_message_fields(CrowdMessageForm)
     date_hierarchy = "sale_starts_at"
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
@@ -189,6 +190,7 @@ class EventAdmin(admin.ModelAdmin):
         ("Queue", {"fields": ("queue_enabled", "queueing_method", "paused", "draining", "admit_per_minute",
                               "max_active", "token_ttl_seconds")}),
         ("Protection", {"fields": ("health_check_url", "pow_difficulty")}),
+        ("Entry", {"fields": ("entry_policy", "enqueue_key", "closed_message", "access_codes")}),
         ("Protected site", {"fields": ("session_mode", "session_idle_seconds", "session_max_seconds")}),
         (_("Message to the waiting crowd"), {"fields": (
             *(form_field(argument.name) for argument in ANNOUNCE.arguments),
@@ -230,6 +232,10 @@ class EventAdmin(admin.ModelAdmin):
         return format_html('<span class="qms-live" data-qms-stats-url="{}" data-qms-stat="eta_last_seconds" '
                            'data-qms-format="duration">{}</span>', _stats_url(obj),
                            self._stats(obj)["eta_last_seconds"])
+
+    @admin.display(description=_("access codes"))
+    def access_codes(self, obj: Event) -> str:
+        return access_codes_summary(obj)
 
     @admin.display(description=_("waiting room"))
     def waiting_room_link(self, obj: Event) -> str:

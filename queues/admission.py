@@ -26,7 +26,7 @@ from django.utils import timezone
 from events import crowd_message
 from events.models import Event, QueueingMethod, SessionMode
 
-from . import challenge, metrics, tokens
+from . import challenge, entry, metrics, tokens
 from .health_gate import site_healthy
 from .models import Admission
 from .protocol import RETURN_TOKEN_PARAMETER, FanState
@@ -196,21 +196,31 @@ def _live_admission_for(event: Event, user_id: int, place_id: str) -> Admission 
     return None
 
 
-def enter(event: Event, user, *, pow_challenge: str | None = None, pow_solution: str | None = None) -> QueueStatus:
-    """The front door both adapters use: the event's proof-of-work gate, then `join`.
+def enter(event: Event, user, *, pow_challenge: str | None = None, pow_solution: str | None = None,
+          credentials: entry.Credentials = entry.NO_CREDENTIALS) -> QueueStatus:
+    """The front door both adapters use: the event's entry policy and proof-of-work gate, then `join`.
 
-    A fan who holds no place at an event that asks for proof of work must bring a solved challenge; without
-    one (or with a wrong or expired one) ProofOfWorkRequired is raised carrying a fresh `challenge` to solve.
-    A fan who holds a place reconnects freely, and a draining queue refuses the join itself (QueueDraining),
-    so nobody solves a challenge for a queue that would turn them away.
+    An event whose entry policy is `reject` refuses everyone (EntryClosed). Otherwise a fan who holds a place
+    or an admission re-joins freely, and a draining queue refuses the join itself (QueueDraining). A fan who
+    holds no place must bring what the entry policy asks (an enqueue token, an access code: queues/entry.py)
+    and then, at an event that asks for proof of work, a solved challenge; without one (or with a wrong or
+    expired one) ProofOfWorkRequired is raised carrying a fresh `challenge` to solve. The token or code is
+    checked first, so nobody solves a challenge they could not use, and spent last, just before the place is
+    taken: a refused fan has lost nothing.
     """
-    if challenge.required(event) and not event.draining and status(event, user) is None:
+    entry.refuse_if_closed(event)
+    guarded = challenge.required(event) or entry.restricts(event)
+    if not guarded or event.draining or status(event, user) is not None:
+        return join(event, user)
+    admit = entry.check(event, user, credentials)
+    if challenge.required(event):
         try:
             challenge.verify_solution(event, user, pow_challenge, pow_solution)
         except ProofOfWorkRequired as refused:
             refused.extra["challenge"] = challenge.issue_challenge(event, user)
             raise
-    return join(event, user)
+    with entry.spending(admit):
+        return join(event, user)
 
 
 def join(event: Event, user) -> QueueStatus:
@@ -252,9 +262,9 @@ class SocketJoin:
 
 
 def socket_join_needs_service(event: Event) -> bool:
-    """Joins at this event that must go through `enter` (proof of work, a draining queue or a pre-queue
-    not open yet refuse some fans; a queue that admits on join runs the tick)."""
-    return (challenge.required(event) or event.draining or admits_on_join(event)
+    """Joins at this event that must go through `enter` (proof of work, an entry policy, a draining queue or a
+    pre-queue not open yet refuse some fans; a queue that admits on join runs the tick)."""
+    return (challenge.required(event) or entry.restricts(event) or event.draining or admits_on_join(event)
             or (in_prequeue(event) and event.prequeue_opens_at is not None
                 and timezone.now() < event.prequeue_opens_at))
 

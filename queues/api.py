@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from events.models import Event
 
-from . import admission
+from . import admission, entry
 from .gate import validated_return_url
 from .recent_events import recent_events
 from .refusals import EventNotFound, InvalidReturnUrl, NotInQueue
@@ -22,12 +22,17 @@ from .serializers import (
     VerifyRequestSerializer,
     VerifyResponseSerializer,
 )
-from .throttles import JoinPerAddressThrottle, JoinPerUserThrottle
+from .throttles import JoinPerUserThrottle
 
 ERRORS = {code: OpenApiResponse(ErrorSerializer) for code in (400, 401, 403, 404, 405, 409, 415, 428, 429)}
-# Optional body of a join: the solved proof-of-work challenge, when the event asks for one (428 otherwise).
-JOIN_REQUEST = inline_serializer("JoinRequest", {"pow": inline_serializer("ProofOfWork", {
-    "challenge": serializers.CharField(), "solution": serializers.CharField(max_length=64)}, required=False)})
+# Optional body of a join: the solved proof-of-work challenge, when the event asks for one (428 otherwise), and
+# what its entry policy asks of a fan without a place (403 otherwise; docs/API.md "Entry policies").
+JOIN_REQUEST = inline_serializer("JoinRequest", {
+    "pow": inline_serializer("ProofOfWork", {
+        "challenge": serializers.CharField(), "solution": serializers.CharField(max_length=64)}, required=False),
+    "enqueue_token": serializers.CharField(required=False, help_text="Invite-only events: the invitation's JWT."),
+    "access_code": serializers.CharField(required=False, help_text="Access-code events: the fan's code."),
+})
 
 
 RETURN = OpenApiParameter(
@@ -61,7 +66,7 @@ class QueueView(APIView):
 
     def get_throttles(self):
         if self.request.method == "POST":
-            return [JoinPerUserThrottle(), JoinPerAddressThrottle()]
+            return [JoinPerUserThrottle()]
         return []
 
     @extend_schema(request=JOIN_REQUEST, parameters=[RETURN],
@@ -76,7 +81,8 @@ class QueueView(APIView):
             # join (a tick) decide on the event as it is, not on a copy that may predate a pause.
             event = get_event(event_id)
         result = admission.enter(event, request.user,
-                                 pow_challenge=pow_body.get("challenge"), pow_solution=pow_body.get("solution"))
+                                 pow_challenge=pow_body.get("challenge"), pow_solution=pow_body.get("solution"),
+                                 credentials=entry.Credentials.read(request.data))
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(QueueStatusSerializer(result, context={"return_url": back}).data, status=code)
 

@@ -48,6 +48,7 @@ class CloseCode(IntEnum):
     UNKNOWN_EVENT = 4404
     QUEUE_CLOSED = 4409  # draining, or the pre-queue is not open yet
     POW_REQUIRED = 4428
+    ENTRY_REFUSED = 4430  # the event's entry policy: closed (reject), or an enqueue token or access code refused
 
 
 def page_protocol() -> dict:

@@ -44,6 +44,10 @@ class Refusal(Exception):
         """`{code, detail, ...}`: the API's error body and the socket's `error` frame (plus `type`)."""
         return {"code": self.code, "detail": self.detail, **self.extra}
 
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the API answer carries (a lock's `Retry-After`); none by default."""
+        return {}
+
 
 class EventNotFound(Refusal):
     code, detail, http_status, close_code = "event_not_found", "No such event.", 404, CloseCode.UNKNOWN_EVENT
@@ -90,6 +94,54 @@ class ProofOfWorkRequired(Refusal):
         "pow_invalid": "The solution or challenge is wrong, or was used already; solve the new `challenge`.",
         "pow_expired": "The challenge expired; solve the new `challenge`.",
     }
+
+
+class EntryRefused(Refusal):
+    """The event's entry policy (queues/entry.py) turns this fan away; nothing else was spent (no place, no code,
+    no enqueue token). A fan who already holds a place or an admission is never asked."""
+
+    code, detail, http_status, close_code = ("entry_closed", "This sale is closed.", 403, CloseCode.ENTRY_REFUSED)
+    codes: ClassVar[dict[str, str]] = {}  # the subclasses' codes
+
+
+class EntryClosed(EntryRefused):
+    """Entry policy `reject`: the body's `message` is the operator's text (may be empty)."""
+
+    code, detail = "entry_closed", "This sale is closed: nobody joins (the operator's text is in `message`)."
+
+
+class EnqueueTokenRefused(EntryRefused):
+    code, detail = "enqueue_token_required", "This queue is invite-only: join with your invitation's `enqueue_token`."
+    codes: ClassVar[dict[str, str]] = {
+        "enqueue_token_required": detail,
+        "enqueue_token_invalid": "The enqueue token is malformed, badly signed, or lacks `evt`, `exp` or `jti`.",
+        "enqueue_token_expired": "The enqueue token has expired: get a new invitation from the ticketing site.",
+        "enqueue_token_wrong_event": "The enqueue token invites to another event.",
+        "enqueue_token_wrong_user": "The enqueue token was issued to another user (its `sub`).",
+    }
+
+
+class EnqueueTokenUsed(EntryRefused):
+    code, detail, http_status = "enqueue_token_used", "This enqueue token was already used to join.", 409
+
+
+class AccessCodeRefused(EntryRefused):
+    code, detail = "access_code_required", "This queue asks for an access code: join with `access_code`."
+    codes: ClassVar[dict[str, str]] = {
+        "access_code_required": detail,
+        "access_code_invalid": "No such access code for this event.",
+        "access_code_revoked": "This access code was revoked by the organiser.",
+    }
+
+
+class AccessCodeUsed(EntryRefused):
+    code, detail, http_status = "access_code_used", "This access code is held by another fan.", 409
+
+
+class AccessCodeNotFound(Refusal):
+    """Staff API (queues/access_codes_api.py): no such code to revoke."""
+
+    code, detail, http_status = "access_code_not_found", "The event has no such access code.", 404
 
 
 class TokenRefused(Refusal):

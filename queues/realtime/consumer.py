@@ -21,7 +21,7 @@ from django.conf import settings
 
 from events.models import Event
 
-from .. import admission, metrics
+from .. import admission, entry, metrics
 from ..protocol import CloseCode, FanState, MessageType
 from ..refusals import EventNotFound, Refusal
 from ..store import get_store
@@ -131,13 +131,15 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
 
     def _join(self, event_id: int):
         """(event, status, replaced socket): the fan through the event's front door (`admission.enter`, with
-        the proof of work from `?pow_challenge&pow_solution`) and this socket marked as theirs."""
+        the proof of work from `?pow_challenge&pow_solution` and the entry policy's `?enqueue_token` or
+        `?access_code`) and this socket marked as theirs."""
         event = Event.objects.filter(pk=event_id).first()  # fresh: the service decides on the event as it is
         if event is None:
             raise EventNotFound()
-        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
-        status = admission.enter(event, self.user, pow_challenge=query.get("pow_challenge", [None])[0],
-                                 pow_solution=query.get("pow_solution", [None])[0])
+        query = {name: values[0] for name, values in
+                 parse_qs(self.scope.get("query_string", b"").decode("latin-1")).items()}
+        status = admission.enter(event, self.user, pow_challenge=query.get("pow_challenge"),
+                                 pow_solution=query.get("pow_solution"), credentials=entry.Credentials.read(query))
         replaced = get_store().mark_connected(event.id, self.user.id, self.channel_name)
         return event, status, replaced
 
