@@ -133,6 +133,11 @@ class EventSerializer(serializers.ModelSerializer):
                 "An invite-only event needs the key its enqueue tokens are signed with.", code="required")})
         return attrs
 
+    def validate_slug(self, value: str) -> str:
+        if value and Event.objects.filter(slug=value).exclude(pk=getattr(self.instance, "pk", None)).exists():
+            raise serializers.ValidationError("An event with this slug already exists.", code="unique")
+        return value
+
     def _current(self, field: str, attrs: dict):
         """`field` as it will be saved: sent, else the event's, else the model's default (a new event)."""
         if field in attrs:
