@@ -147,6 +147,16 @@ def test_the_token_is_exchanged_for_a_host_only_http_only_lax_cookie(sale, store
     assert "Set-Cookie" not in later
 
 
+def test_behind_traefik_or_caddy_the_exchange_redirects_to_the_url_without_the_token_carrying_the_cookie(
+        sale, store, make_user):
+    """They copy a 2xx's headers into the request only; a redirect they pass to the visitor whole."""
+    row = admit(sale, make_user())
+    response, value = exchange(row, gate="/gate/auth?deny=redirect")
+    assert response.status_code == 302
+    assert response["Location"] == "http://shop.example/sale/seats?row=3"
+    assert ask(cookie=value, event=sale, gate="/gate/auth?deny=redirect").status_code == 200
+
+
 def test_the_cookie_is_secure_over_https(sale, store, make_user):
     response, _ = exchange(admit(sale, make_user()), HTTP_X_ORIGINAL_PROTO="https")
     assert response.cookies[cookies.cookie_name(sale.id)]["secure"]

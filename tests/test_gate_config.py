@@ -30,7 +30,6 @@ def test_traefik_asks_the_gate_with_redirecting_refusals_and_passes_its_headers_
 
     assert 'address: "http://127.0.0.1:8000/gate/auth?deny=redirect"' in config
     assert "authResponseHeaders: [X-QMS-User, X-QMS-Event, X-QMS-Admission, X-QMS-Bypass]" in config
-    assert f"addAuthCookiesToResponse: [qms_gate_{event.id}]" in config
     assert f"middlewares: [qms-gate-{event.id}]" in config
     assert "Host(`shop.example.com`) && PathRegexp(`^/(events|api|ws|static|accounts|gate|jsi18n|\\.well-known)/`)" \
         in config

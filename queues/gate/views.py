@@ -140,8 +140,13 @@ def auth(request: HttpRequest) -> HttpResponse:
         _check(guarded, session, now)
     except Denied as denied:
         return _deny(request, guarded.id, original, denied.reason)
-    response = _answer(200, {"X-QMS-User": str(session.user_id), "X-QMS-Event": str(guarded.id),
-                             "X-QMS-Admission": session.jti})
+    identity = {"X-QMS-User": str(session.user_id), "X-QMS-Event": str(guarded.id), "X-QMS-Admission": session.jti}
+    if exchanged and request.GET.get("deny") == "redirect":
+        # Traefik and Caddy copy a 2xx's headers into the request, not a Set-Cookie into the answer; a non-2xx
+        # they pass to the visitor whole: a redirect to the same URL without the token, carrying the cookie.
+        response = _answer(302, {**identity, "Location": _return_url(original)})
+    else:
+        response = _answer(200, identity)
     if exchanged:
         response.set_cookie(cookies.cookie_name(guarded.id), cookies.sign(session, original.host),
                             max_age=max(1, int(session.expires_at - now)), path="/", httponly=True,
