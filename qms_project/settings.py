@@ -14,6 +14,7 @@ import redis
 from django.core.exceptions import ImproperlyConfigured
 from redis.driver_info import DriverInfo
 
+from qms_project import redis_config
 from qms_project.staticfiles import collected_is_current
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -163,6 +164,17 @@ LOGIN_REDIRECT_URL = "/"
 # --- the queue -------------------------------------------------------------
 
 QMS_REDIS_URL = os.environ.get("QMS_REDIS_URL", "")
+# High availability (docs/DEPLOYMENT.md, "Redis"): a master that these sentinels follow, instead of QMS_REDIS_URL.
+QMS_REDIS = redis_config.RedisLocation(
+    url=QMS_REDIS_URL, sentinels=redis_config.parse_sentinels(os.environ.get("QMS_REDIS_SENTINELS", "")),
+    master=os.environ.get("QMS_REDIS_SENTINEL_MASTER", ""), db=int(os.environ.get("QMS_REDIS_DB", "0")),
+    password=os.environ.get("QMS_REDIS_PASSWORD", ""),
+    sentinel_password=os.environ.get("QMS_REDIS_SENTINEL_PASSWORD", ""))
+# The queue store alone on a Redis Cluster (a seed node's URL): many sales spread over its masters.
+QMS_REDIS_CLUSTER_URL = os.environ.get("QMS_REDIS_CLUSTER_URL", "")
+# Joins and ticks wait (WAIT) for this many replicas, at most this long: docs/RELIABILITY.md, "Failover".
+QMS_REDIS_WAIT_REPLICAS = int(os.environ.get("QMS_REDIS_WAIT_REPLICAS", "0"))
+QMS_REDIS_WAIT_TIMEOUT_MS = int(os.environ.get("QMS_REDIS_WAIT_TIMEOUT_MS", "100"))
 QMS_KEY_PREFIX = os.environ.get("QMS_KEY_PREFIX", "qms")
 
 # Channel-layer connections per server process, and the socket joins (and leaves) in flight at once per
@@ -170,11 +182,12 @@ QMS_KEY_PREFIX = os.environ.get("QMS_KEY_PREFIX", "qms")
 QMS_CHANNEL_MAX_CONNECTIONS = int(os.environ.get("QMS_CHANNEL_MAX_CONNECTIONS", "1000"))
 QMS_JOINS_AT_ONCE = int(os.environ.get("QMS_JOINS_AT_ONCE", str(max(1, QMS_CHANNEL_MAX_CONNECTIONS // 4))))
 
-if QMS_REDIS_URL:
+if QMS_REDIS.configured:
     QMS_STORE = {
         "BACKEND": "queues.store.redis.RedisQueueStore",
-        "URL": QMS_REDIS_URL,
         "PREFIX": QMS_KEY_PREFIX,
+        **redis_config.store_options(QMS_REDIS, cluster_url=QMS_REDIS_CLUSTER_URL,
+                                     wait_replicas=QMS_REDIS_WAIT_REPLICAS, wait_timeout_ms=QMS_REDIS_WAIT_TIMEOUT_MS),
     }
     CHANNEL_LAYERS = {
         "default": {
@@ -184,17 +197,17 @@ if QMS_REDIS_URL:
                 # MaxConnectionsError in connection storms and its 5 s socket
                 # timeout races channels_redis's 5 s BZPOPMIN.
                 "hosts": [
-                    {
-                        "address": QMS_REDIS_URL,
-                        "max_connections": QMS_CHANNEL_MAX_CONNECTIONS,
-                        "socket_timeout": None,
-                        "socket_connect_timeout": 5,
-                        "retry_on_timeout": True,
+                    redis_config.channel_host(
+                        QMS_REDIS,
+                        max_connections=QMS_CHANNEL_MAX_CONNECTIONS,
+                        socket_timeout=None,
+                        socket_connect_timeout=5,
+                        retry_on_timeout=True,
                         # Given, not looked up: redis-py 8 otherwise reads its version with
                         # importlib.metadata for every new connection, which was 8% of a Daphne's
                         # CPU while its pool grew during a connection storm (bench/load.py, py-spy).
-                        "driver_info": DriverInfo(lib_version=redis.__version__),
-                    }
+                        driver_info=DriverInfo(lib_version=redis.__version__),
+                    )
                 ],
                 "prefix": f"{QMS_KEY_PREFIX}:asgi",
                 "capacity": 1000,
@@ -206,19 +219,18 @@ if QMS_REDIS_URL:
             },
         }
     }
-    CELERY_BROKER_URL = QMS_REDIS_URL
+    CELERY_BROKER_URL, _SENTINEL_BROKER_OPTIONS = redis_config.celery_broker(QMS_REDIS)
     # Shared by every process: DRF throttles count across all Daphnes.
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": QMS_REDIS_URL,
-                          "KEY_PREFIX": f"{QMS_KEY_PREFIX}:cache"}}
+    CACHES = {"default": redis_config.cache(QMS_REDIS, key_prefix=f"{QMS_KEY_PREFIX}:cache")}
 else:
     QMS_STORE = {"BACKEND": "queues.store.memory.MemoryQueueStore"}
     CHANNEL_LAYERS = {"default": {"BACKEND": "queues.realtime.memory_layer.MemoryChannelLayer"}}
-    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_URL, _SENTINEL_BROKER_OPTIONS = "memory://", {}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Run the admission tick inside the server process (embedded default) or
 # leave it to Celery beat (production).
-QMS_EMBEDDED_TICK = _env_bool("QMS_EMBEDDED_TICK", not QMS_REDIS_URL)
+QMS_EMBEDDED_TICK = _env_bool("QMS_EMBEDDED_TICK", not QMS_REDIS.configured)
 QMS_TICK_SECONDS = float(os.environ.get("QMS_TICK_SECONDS", "1.0"))
 QMS_TICK_LEASE_SECONDS = float(os.environ.get("QMS_TICK_LEASE_SECONDS", "10"))
 QMS_WS_HANDSHAKE_TIMEOUT = float(os.environ.get("QMS_WS_HANDSHAKE_TIMEOUT", "30"))
@@ -281,7 +293,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a Redis restart must never end the worker's retries
 # Detect a dead broker connection (Redis restarted) instead of waiting on it forever.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_keepalive": True, "socket_timeout": 10, "health_check_interval": 5,
-                                   "retry_on_timeout": True}
+                                   "retry_on_timeout": True, **_SENTINEL_BROKER_OPTIONS}
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_IGNORE_RESULT = True
 # One queue per deployment prefix: two deployments may share a Redis database.

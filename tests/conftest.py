@@ -33,9 +33,21 @@ def redis_prefix(redis_url):
         client.delete(*keys)
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory) -> str:
+    """A three-master Redis Cluster of this run's own (tests/e2e/redis_nodes.py), stopped at the end."""
+    from tests.e2e.redis_nodes import redis_cluster
+
+    with redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster.url
+
+
 def store_settings(backend: str, request) -> dict:
     if backend == "memory":
         return {"BACKEND": "queues.store.memory.MemoryQueueStore"}
+    if backend == "redis-cluster":
+        return {"BACKEND": "queues.store.redis.RedisQueueStore", "CLUSTER": True,
+                "URL": request.getfixturevalue("redis_cluster_url"), "PREFIX": f"qms-test-{uuid.uuid4().hex[:10]}"}
     return {
         "BACKEND": "queues.store.redis.RedisQueueStore",
         "URL": request.getfixturevalue("redis_url"),
@@ -45,11 +57,20 @@ def store_settings(backend: str, request) -> dict:
 
 @pytest.fixture(params=["memory", "redis"])
 def store(request, settings):
-    """The configured store, once per backend; the service layer uses it through settings."""
+    """The configured store, once per backend; the service layer uses it through settings. A module may name
+    other backends (`store_backends`: the contract suite adds "redis-cluster")."""
     settings.QMS_STORE = store_settings(request.param, request)
     reset_store_cache()
     yield get_store()
     reset_store_cache()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc):
+    """A module's `store_backends` replace the `store` fixture's params (as a mark, which pytest lets win)."""
+    backends = getattr(metafunc.module, "store_backends", None)
+    if backends and "store" in metafunc.fixturenames:
+        metafunc.definition.add_marker(pytest.mark.parametrize("store", backends, indirect=True))
 
 
 @pytest.fixture

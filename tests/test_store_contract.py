@@ -1,4 +1,5 @@
-"""The queue store contract, run against every backend (memory, and Redis on the real server)."""
+"""The queue store contract, run against every backend (memory, Redis on the real server, and a three-master
+Redis Cluster: every script's keys must share one slot)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 
 from queues.protocol import FanState
 from tests.threads import run_in_threads
+
+store_backends = ["memory", "redis", "redis-cluster"]  # tests/conftest.py: the `store` fixture's backends here
 
 WAITING, PENDING, ADMITTED = FanState.WAITING, FanState.PENDING, FanState.ADMITTED
 

@@ -7,10 +7,14 @@ Redis Cluster slot.
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
+from dataclasses import dataclass
 
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 
 from ..protocol import FanState
 from . import base
@@ -24,6 +28,8 @@ from .base import (
     SessionCheck,
     Snapshot,
 )
+
+logger = logging.getLogger(__name__)
 
 # The KEYS of every script, in order: (the name scripts use, the key's suffix in Redis).
 _KEYS = (
@@ -274,16 +280,69 @@ return '{SessionCheck.LIVE}'
 """
 
 
+class _BlockingSentinelPool(redis.asyncio.sentinel.SentinelConnectionPool, redis.asyncio.BlockingConnectionPool):
+    """The Sentinel master's pool for the socket path, blocking as the plain one is: a join past its size waits."""
+
+
+@dataclass(frozen=True)
+class RedisServers:
+    """Where the store's Redis is (settings: qms_project/redis_config.py): one server at `url`, a master that
+    `sentinels` follow as `sentinel_master`, or a Redis Cluster that `url` is a node of (`cluster`)."""
+
+    url: str = ""
+    sentinels: tuple = ()
+    sentinel_master: str = ""
+    db: int = 0
+    password: str = ""
+    sentinel_password: str = ""
+    cluster: bool = False
+    max_connections: int = 200
+
+    def sync_client(self) -> redis.Redis | redis.RedisCluster:
+        common = {"decode_responses": True, "health_check_interval": 30}
+        if self.cluster:
+            return redis.RedisCluster.from_url(self.url, max_connections=self.max_connections, **common)
+        if self.sentinels:
+            manager = redis.sentinel.Sentinel(list(self.sentinels), sentinel_kwargs=self._sentinel_kwargs,
+                                              socket_timeout=2)
+            return manager.master_for(self.sentinel_master, db=self.db, password=self.password or None,
+                                      max_connections=self.max_connections, **common)
+        return redis.Redis.from_url(self.url, max_connections=self.max_connections, **common)
+
+    def async_client(self) -> redis.asyncio.Redis | redis.asyncio.RedisCluster:
+        common = {"decode_responses": True, "health_check_interval": 30}
+        if self.cluster:
+            return redis.asyncio.RedisCluster.from_url(self.url, max_connections=self.max_connections, **common)
+        # Blocking: in a storm, a join past the pool's size waits for a connection instead of failing.
+        blocking = {"max_connections": self.max_connections, "timeout": 30, **common}
+        if self.sentinels:
+            manager = redis.asyncio.sentinel.Sentinel(list(self.sentinels), sentinel_kwargs=self._sentinel_kwargs,
+                                                      socket_timeout=2)
+            return manager.master_for(self.sentinel_master, connection_pool_class=_BlockingSentinelPool,
+                                      db=self.db, password=self.password or None, **blocking)
+        return redis.asyncio.Redis(connection_pool=redis.asyncio.BlockingConnectionPool.from_url(self.url, **blocking))
+
+    @property
+    def _sentinel_kwargs(self) -> dict:
+        return {"password": self.sentinel_password, "socket_timeout": 2} if self.sentinel_password else {
+            "socket_timeout": 2}
+
+
 class RedisQueueStore(BaseQueueStore):
-    def __init__(self, url: str, prefix: str = "qms", max_connections: int = 200, **_options):
+    def __init__(self, url: str = "", prefix: str = "qms", max_connections: int = 200, *, sentinels=(),
+                 sentinel_master: str = "", db: int = 0, password: str = "", sentinel_password: str = "",
+                 cluster: bool = False, wait_replicas: int = 0, wait_timeout_ms: int = 100, **_options):
         self.prefix = prefix
-        self.url, self.max_connections = url, max_connections
+        self.servers = RedisServers(url, tuple(tuple(pair) for pair in sentinels), sentinel_master, int(db),
+                                    password, sentinel_password, bool(cluster), max_connections)
+        # Joins and ticks answer once this many replicas hold their writes (or the timeout passed): what a
+        # failover may lose (docs/RELIABILITY.md). A Cluster's replicas are its own business: no WAIT there.
+        self.wait_replicas = 0 if cluster else int(wait_replicas)
+        self.wait_timeout_ms = int(wait_timeout_ms)
         # The socket path's client (redis.asyncio), one per event loop: its connections belong to the loop
         # that opened them (Daphne has one; tests run several).
         self._async: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self.client = redis.Redis.from_url(
-            url, decode_responses=True, max_connections=max_connections, health_check_interval=30
-        )
+        self.client = self.servers.sync_client()
         register = self.client.register_script
         self._join = register(JOIN)
         self._place_script = register(PLACE)
@@ -316,7 +375,7 @@ class RedisQueueStore(BaseQueueStore):
 
     def join(self, event_id, user_id, *, prequeue_key, now):
         key = "" if prequeue_key is None else repr(float(prequeue_key))
-        return self._to_place(self._join(keys=self.keys(event_id), args=[user_id, key, base.new_place_id()]))
+        return self._to_place(self._replicated(self._join, self.keys(event_id), [user_id, key, base.new_place_id()]))
 
     def place(self, event_id, user_id):
         return self._to_place(self._place_script(keys=self.keys(event_id), args=[user_id]))
@@ -340,35 +399,61 @@ class RedisQueueStore(BaseQueueStore):
         sockets = self.client.hmget(self.keys(event_id)[6], list(user_ids))
         return {user: socket for user, socket in zip(user_ids, sockets, strict=True) if socket}
 
-    def _async_scripts(self) -> dict:
+    def _replicated(self, script, keys: list[str], args: list):
+        """Run a write script; with `wait_replicas`, answer once replicas hold its writes (WAIT, one round trip)."""
+        if not self.wait_replicas:
+            return script(keys=keys, args=args)
+        with self.client.pipeline(transaction=False) as pipe:
+            script(keys=keys, args=args, client=pipe)
+            pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+            reply, acknowledged = pipe.execute()
+        self._count_unreplicated(acknowledged)
+        return reply
+
+    async def _areplicated(self, name: str, keys: list[str], args: list):
+        """`_replicated` on the socket path's client."""
+        client, scripts = self._async_scripts()
+        if not self.wait_replicas:
+            return await scripts[name](keys=keys, args=args)
+        async with client.pipeline(transaction=False) as pipe:
+            await scripts[name](keys=keys, args=args, client=pipe)
+            pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+            reply, acknowledged = await pipe.execute()
+        self._count_unreplicated(acknowledged)
+        return reply
+
+    def _count_unreplicated(self, acknowledged: int) -> None:
+        # Answered anyway: refusing the join would stop the sale whenever the replica is away, which is the
+        # availability Sentinel is there to keep. The write is as safe as without WAIT; say so.
+        if acknowledged < self.wait_replicas:
+            logger.warning("Redis WAIT: %s of %s replicas acknowledged within %s ms: a failover now may lose "
+                           "this write", acknowledged, self.wait_replicas, self.wait_timeout_ms)
+
+    def _async_scripts(self) -> tuple:
         loop = asyncio.get_running_loop()
-        scripts = self._async.get(loop)
-        if scripts is None:
-            # Blocking: in a storm, a join past the pool's size waits for a connection instead of failing.
-            pool = redis.asyncio.BlockingConnectionPool.from_url(
-                self.url, decode_responses=True, max_connections=self.max_connections, timeout=30,
-                health_check_interval=30)
-            client = redis.asyncio.Redis(connection_pool=pool)
-            scripts = self._async[loop] = {"join_connected": client.register_script(JOIN_CONNECTED),
-                                           "mark_disconnected": client.register_script(MARK_DISCONNECTED)}
-        return scripts
+        found = self._async.get(loop)
+        if found is None:
+            client = self.servers.async_client()
+            found = self._async[loop] = (client, {"join_connected": client.register_script(JOIN_CONNECTED),
+                                                  "mark_disconnected": client.register_script(MARK_DISCONNECTED)})
+        return found
 
     async def ajoin_connected(self, event_id, user_id, connection, *, prequeue_key, now):
         key = "" if prequeue_key is None else repr(float(prequeue_key))
-        reply = await self._async_scripts()["join_connected"](
-            keys=self.keys(event_id), args=[user_id, key, base.new_place_id(), connection])
+        reply = await self._areplicated("join_connected", self.keys(event_id),
+                                        [user_id, key, base.new_place_id(), connection])
         previous = reply[-1]
         return self._to_place(reply[:-1]), (previous if previous and previous != connection else None)
 
     async def amark_disconnected(self, event_id, user_id, connection, now):
-        await self._async_scripts()["mark_disconnected"](
+        await self._async_scripts()[1]["mark_disconnected"](
             keys=self.keys(event_id), args=[user_id, connection, repr(float(now))])
 
     def admit_batch(self, event_id, *, limit, rate_per_second, burst, now, abandon_before, draw_seed=None):
         args = [repr(float(now)), int(limit), repr(float(rate_per_second)), repr(float(burst)),
                 repr(float(abandon_before)), MAX_SKIPS_PER_ADMIT, RATE_TIME_CONSTANT,
                 "" if draw_seed is None else int(draw_seed) % 2**31]
-        flat, abandoned, waiting, served = self._admit_batch(keys=self.keys(event_id), args=args)
+        flat, abandoned, waiting, served = self._replicated(self._admit_batch, self.keys(event_id), args)
         admitted = [
             Popped(user_id=int(flat[i]), ticket=int(flat[i + 1]), score=float(flat[i + 2]), place_id=flat[i + 3])
             for i in range(0, len(flat), 4)
@@ -377,11 +462,11 @@ class RedisQueueStore(BaseQueueStore):
 
     def confirm_admitted(self, event_id, user_ids):
         if user_ids:
-            self._confirm(keys=self.keys(event_id), args=list(user_ids))
+            self._replicated(self._confirm, self.keys(event_id), list(user_ids))
 
     def requeue(self, event_id, user_ids):
         if user_ids:
-            self._requeue(keys=self.keys(event_id), args=list(user_ids))
+            self._replicated(self._requeue, self.keys(event_id), list(user_ids))
 
     def snapshot(self, event_id):
         waiting, meta, pending, tickets, place_ids = self._snapshot(keys=self.keys(event_id))
