@@ -86,7 +86,7 @@ def _first_code(codes) -> str:
 def exception_handler(exc, context):
     """DRF's handler, with every error body shaped as {code, detail}; a Refusal carries its own status."""
     if isinstance(exc, Refusal):
-        return Response(exc.body(), status=exc.http_status)
+        return Response(exc.body(), status=exc.http_status, headers=exc.headers())
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -1,24 +1,13 @@
-"""Bot defence beyond login: join and login throttles on the shared cache (429 with Retry-After)."""
+"""Bot defence beyond login: the per-user join throttle on the shared cache (429 with Retry-After).
+
+Nothing here counts per address: a stadium's Wi-Fi or a carrier's NAT puts thousands of fans behind one address,
+and they all join in the on-sale's first minute (docs/DEPLOYMENT.md, "Login defence"). Logins are guarded by
+queues/login_defence.py, which counts failures only."""
 
 from __future__ import annotations
 
-from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
+from rest_framework.throttling import UserRateThrottle
 
 
 class JoinPerUserThrottle(UserRateThrottle):
     scope = "join_user"
-
-
-class PerAddressThrottle(SimpleRateThrottle):
-    """Keyed by client address (honours `NUM_PROXIES` for X-Forwarded-For)."""
-
-    def get_cache_key(self, request, view) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
-
-
-class JoinPerAddressThrottle(PerAddressThrottle):
-    scope = "join_ip"
-
-
-class LoginPerAddressThrottle(PerAddressThrottle):
-    scope = "login_ip"

@@ -1,0 +1,185 @@
+"""Login defence that keeps shared addresses working: FAILED logins are counted, per username and per address, on
+the shared cache; successful ones are never counted (a stadium's Wi-Fi or a carrier's NAT puts thousands of fans
+behind one address, and the on-sale is when they all log in). Both login paths use it: the token login
+(`POST /api/auth/token/`) and the page's session login (`/accounts/login/`).
+
+- A username with `QMS_LOGIN_FAILURES_PER_USERNAME` failures within `QMS_LOGIN_USERNAME_LOCK_SECONDS` is locked
+  for that long, from every address and even for the right password (`login_locked`); a successful login before
+  that resets its count.
+- An address with `QMS_LOGIN_FAILURES_PER_ADDRESS` failures (any usernames: a spray) within
+  `QMS_LOGIN_ADDRESS_LOCK_SECONDS` waits out that window (`login_address_locked`); a success does not reset it,
+  or one valid account would let a sprayer start over. 0 switches the address count off.
+
+Why not django-axes (docs/DEPLOYMENT.md, "Login defence"): one failure limit for every lockout parameter, and a
+success deletes the address's count too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.views import LoginView
+from django.core.cache import cache
+from django.forms.forms import NON_FIELD_ERRORS
+from django.http import HttpResponse
+from django.utils.translation import ngettext
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.throttling import BaseThrottle
+from rest_framework_simplejwt.views import TokenObtainPairView
+
+from .refusals import Refusal
+
+KEY_PREFIX = "login_defence"
+
+
+class LoginLocked(Refusal):
+    """Too many failed logins: nothing is checked until `Retry-After` seconds have passed."""
+
+    code, detail, http_status = "login_locked", "Too many failed logins for this username: wait `Retry-After` " \
+                                                 "seconds (the right password is refused too until then).", 429
+    codes: ClassVar[dict[str, str]] = {
+        "login_locked": detail,
+        "login_address_locked": "Too many failed logins from this address (many usernames): wait `Retry-After` "
+                                "seconds. Successful logins are never counted.",
+    }
+
+    def __init__(self, code: str, retry_after: int):
+        super().__init__(self.codes[code], code=code)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+@dataclass(frozen=True)
+class FailureCount:
+    """One counted thing (a username, an address): failures within a window, then a lock as long as the window."""
+
+    code: str  # the refusal's code while locked
+    key: str
+    limit: int
+    seconds: int
+
+    def locked_for(self) -> int:
+        """Seconds left of this lock, 0 when not locked. The lock holds its own end (the cache has no TTL read)."""
+        ends_at = cache.get(f"{self.key}:lock")
+        return max(1, math.ceil(ends_at - time.time())) if ends_at is not None else 0
+
+    def add_failure(self) -> bool:
+        """Count one failure (atomic INCR on Redis: every Daphne counts into one number); True if it locked.
+        The window starts at the first failure; the count restarts after a lock."""
+        if self.limit <= 0:
+            return False
+        cache.add(self.key, 0, self.seconds)
+        try:
+            failures = cache.incr(self.key)
+        except ValueError:  # the window ended between add and incr: this failure opens the next one
+            cache.add(self.key, 1, self.seconds)
+            failures = 1
+        if failures < self.limit:
+            return False
+        cache.set(f"{self.key}:lock", time.time() + self.seconds, self.seconds)
+        cache.delete(self.key)
+        return True
+
+    def reset(self) -> None:
+        cache.delete(self.key)
+
+
+def _digest(text: str) -> str:
+    """Keys of a fixed shape whatever the client sent (length, spaces, case: `Alice` and `alice` count as one)."""
+    return hashlib.sha256(text.casefold().encode()).hexdigest()[:32]
+
+
+class LoginAttempt:
+    """One login attempt's two counts; the views call `refuse_if_locked`, then `failed` or `succeeded`."""
+
+    def __init__(self, request, username: object):
+        address = BaseThrottle().get_ident(request)  # DRF's: honours NUM_PROXIES like every other throttle
+        username = username if isinstance(username, str) else ""
+        self.username = None if not username.strip() else FailureCount(
+            "login_locked", f"{KEY_PREFIX}:username:{_digest(username.strip())}",
+            settings.QMS_LOGIN_FAILURES_PER_USERNAME, settings.QMS_LOGIN_USERNAME_LOCK_SECONDS)
+        self.address = FailureCount(
+            "login_address_locked", f"{KEY_PREFIX}:address:{_digest(address or '')}",
+            settings.QMS_LOGIN_FAILURES_PER_ADDRESS, settings.QMS_LOGIN_ADDRESS_LOCK_SECONDS)
+
+    def _counts(self) -> list[FailureCount]:
+        return [count for count in (self.username, self.address) if count is not None]
+
+    def refuse_if_locked(self) -> None:
+        """Raise LoginLocked before the password is even hashed: a locked username or address costs no CPU."""
+        for count in self._counts():
+            if seconds := count.locked_for():
+                raise LoginLocked(count.code, seconds)
+
+    def failed(self) -> None:
+        """Count a wrong password; raise LoginLocked if this failure is the one that locks."""
+        locked = [count for count in self._counts() if count.add_failure()]
+        if locked:
+            raise LoginLocked(locked[0].code, locked[0].seconds)
+
+    def succeeded(self) -> None:
+        """The username starts over; the address keeps its count (see the module docstring)."""
+        if self.username is not None:
+            self.username.reset()
+
+
+class TokenLoginView(TokenObtainPairView):
+    """SimpleJWT's token login behind the login defence (a wrong password is its `no_active_account`)."""
+
+    def post(self, request, *args, **kwargs):
+        attempt = LoginAttempt(request, request.data.get(get_user_model().USERNAME_FIELD))
+        attempt.refuse_if_locked()
+        try:
+            response = super().post(request, *args, **kwargs)
+        except AuthenticationFailed:
+            attempt.failed()
+            raise
+        attempt.succeeded()
+        return response
+
+
+def lock_message(locked: LoginLocked) -> str:
+    """The login page's words for a lock, in the page's language (minutes, rounded up)."""
+    minutes = math.ceil(locked.retry_after / 60)
+    if locked.code == "login_address_locked":
+        return ngettext("Too many failed logins from your network. Please try again in %(minutes)d minute.",
+                        "Too many failed logins from your network. Please try again in %(minutes)d minutes.",
+                        minutes) % {"minutes": minutes}
+    return ngettext("Too many failed logins for this username. Please try again in %(minutes)d minute.",
+                    "Too many failed logins for this username. Please try again in %(minutes)d minutes.",
+                    minutes) % {"minutes": minutes}
+
+
+class PageLoginView(LoginView):
+    """Django's session login behind the same defence: a lock answers 429 with the form and a clear message."""
+
+    def post(self, request, *args, **kwargs):
+        self.attempt = LoginAttempt(request, request.POST.get("username"))
+        try:
+            self.attempt.refuse_if_locked()
+            return super().post(request, *args, **kwargs)
+        except LoginLocked as locked:
+            return self.locked(locked)
+
+    def form_valid(self, form) -> HttpResponse:
+        self.attempt.succeeded()
+        return super().form_valid(form)
+
+    def form_invalid(self, form) -> HttpResponse:
+        if form.has_error(NON_FIELD_ERRORS, "invalid_login"):  # wrong password, not an empty field
+            self.attempt.failed()
+        return super().form_invalid(form)
+
+    def locked(self, locked: LoginLocked) -> HttpResponse:
+        # Unbound (a bound form would check the password): the username stays, the password is not echoed back.
+        form = self.get_form_class()(self.request, initial={"username": self.request.POST.get("username", "")})
+        context = self.get_context_data(form=form, login_locked=lock_message(locked))
+        return self.render_to_response(context, status=429, headers=locked.headers())

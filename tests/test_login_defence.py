@@ -1,0 +1,158 @@
+"""Login defence that keeps shared addresses working (queues/login_defence.py): failed logins are counted per
+username and per address on the shared cache, successful logins and joins are not counted per address at all."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+from django.test import Client
+from rest_framework.test import APIClient
+
+from tests.fans import make_fans
+from tests.threads import DEADLINE_SECONDS
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "pw-123456"  # the conftest's make_user password
+STADIUM = "203.0.113.7"  # one NAT address in front of a whole crowd
+ELSEWHERE = "198.51.100.9"
+
+
+def token_login(username: str, password: str, address: str = STADIUM) -> tuple[str, object]:
+    """`POST /api/auth/token/` from `address`: ("ok" | "wrong" | the lock's code, the response)."""
+    response = APIClient(REMOTE_ADDR=address).post("/api/auth/token/", {"username": username, "password": password},
+                                                   format="json")
+    if response.status_code == 429:
+        return response.json()["code"], response
+    return {200: "ok", 401: "wrong"}[response.status_code], response
+
+
+# The page speaks English without an Accept-Language; its lock message names which count locked.
+PAGE_LOCKS = {"for this username": "login_locked", "from your network": "login_address_locked"}
+
+
+def page_login(username: str, password: str, address: str = STADIUM, **headers) -> tuple[str, object]:
+    """`POST /accounts/login/` from `address`: ("ok" | "wrong" | the lock's code, the response)."""
+    response = Client(REMOTE_ADDR=address, **headers).post("/accounts/login/",
+                                                           {"username": username, "password": password})
+    if response.status_code == 429:
+        text = response.content.decode()
+        return next((code for words, code in PAGE_LOCKS.items() if words in text), "locked"), response
+    return {302: "ok", 200: "wrong"}[response.status_code], response
+
+
+LOGINS = pytest.mark.parametrize("login", [token_login, page_login], ids=["token", "page"])
+
+
+def defence_keys(settings) -> list[bytes]:
+    """The login defence's counters and locks as they sit in the shared Redis cache."""
+    cache = settings.CACHES["default"]
+    return list(redis.Redis.from_url(cache["LOCATION"]).scan_iter(f"{cache['KEY_PREFIX']}:*login_defence:*"))
+
+
+def fail(login, username: str, times: int, address: str = STADIUM) -> list[str]:
+    return [login(username, "wrong", address)[0] for _ in range(times)]
+
+
+@LOGINS
+def test_200_successful_logins_from_one_address_all_pass(login, redis_cache, settings):
+    """A stadium's NAT: every fan who types the password right gets in, and nothing is counted for it."""
+    fans = make_fans(200, password=PASSWORD)
+    outcomes = [login(fan.username, PASSWORD)[0] for fan in fans]
+    assert outcomes == ["ok"] * 200
+    assert defence_keys(settings) == []
+
+
+def test_200_joins_from_one_address_all_pass(redis_store, make_event, redis_cache, settings):
+    """No per-address join throttle: the per-user one still runs, on the shared Redis."""
+    event = make_event(paused=True)
+    client = APIClient(REMOTE_ADDR=STADIUM)
+    statuses = []
+    for fan in make_fans(200):
+        client.force_authenticate(fan)
+        statuses.append(client.post(f"/api/events/{event.id}/queue/").status_code)
+    assert statuses == [201] * 200
+    cache = settings.CACHES["default"]
+    assert any(redis.Redis.from_url(cache["LOCATION"]).scan_iter(f"{cache['KEY_PREFIX']}:*throttle_join_user_*"))
+
+
+@LOGINS
+def test_ten_failures_lock_the_username_everywhere_even_for_the_right_password(login, make_user, shared_cache,
+                                                                               settings):
+    user, neighbour = make_user(), make_user()
+    limit = settings.QMS_LOGIN_FAILURES_PER_USERNAME
+    assert fail(login, user.username, limit) == ["wrong"] * (limit - 1) + ["login_locked"]
+    code, response = login(user.username, PASSWORD)
+    assert code == "login_locked"
+    assert int(response["Retry-After"]) == settings.QMS_LOGIN_USERNAME_LOCK_SECONDS
+    assert login(user.username.upper(), PASSWORD, ELSEWHERE)[0] == "login_locked"  # any address, any case
+    assert login(neighbour.username, PASSWORD)[0] == "ok"  # the address is not locked by one username
+    if shared_cache == "redis":
+        assert defence_keys(settings)  # every Daphne reads the same lock
+
+
+def test_the_locked_token_login_answers_429_with_the_code(make_user, settings):
+    user = make_user()
+    fail(token_login, user.username, settings.QMS_LOGIN_FAILURES_PER_USERNAME)
+    _, response = token_login(user.username, PASSWORD)
+    assert response.status_code == 429
+    assert response.json() == {"code": "login_locked", "detail": response.json()["detail"]}
+    assert "access" not in response.json()
+
+
+def test_a_successful_login_resets_the_username_count(make_user, settings):
+    user = make_user()
+    below = settings.QMS_LOGIN_FAILURES_PER_USERNAME - 1
+    assert fail(token_login, user.username, below) == ["wrong"] * below
+    assert token_login(user.username, PASSWORD)[0] == "ok"
+    assert fail(token_login, user.username, below) == ["wrong"] * below
+    assert token_login(user.username, PASSWORD)[0] == "ok"
+
+
+@LOGINS
+def test_a_spray_from_one_address_is_held_for_the_address_window(login, make_user, redis_cache, settings):
+    """Many usernames, a few guesses each (no username reaches its lock): the address's own count stops it."""
+    settings.QMS_LOGIN_FAILURES_PER_ADDRESS = 30
+    fan = make_user()
+    outcomes = [login(f"victim{i}", "Summer2026!")[0] for i in range(30)]
+    assert outcomes == ["wrong"] * 29 + ["login_address_locked"]
+    code, response = login(fan.username, PASSWORD)
+    assert code == "login_address_locked"  # the password is not even checked from this address now
+    assert 0 < int(response["Retry-After"]) <= settings.QMS_LOGIN_ADDRESS_LOCK_SECONDS
+    assert login(fan.username, PASSWORD, ELSEWHERE)[0] == "ok"  # the lock is the address's, not the fans'
+
+
+def test_a_success_does_not_reset_the_address_count(make_user, settings):
+    """Else a sprayer with one valid account would log in with it between rounds and start over."""
+    settings.QMS_LOGIN_FAILURES_PER_ADDRESS = 10
+    settings.QMS_LOGIN_FAILURES_PER_USERNAME = 100
+    sprayer = make_user()
+    assert fail(token_login, "victim", 9) == ["wrong"] * 9
+    assert token_login(sprayer.username, PASSWORD)[0] == "ok"
+    assert token_login("victim", "wrong")[0] == "login_address_locked"
+
+
+def test_the_lock_ends_by_itself(make_user, redis_cache, settings):
+    """The lock is a key with the cache's own expiry (Redis's, here), not a record someone must clear."""
+    user = make_user()
+    fail(token_login, user.username, settings.QMS_LOGIN_FAILURES_PER_USERNAME - 1)
+    settings.QMS_LOGIN_USERNAME_LOCK_SECONDS = 1
+    code, response = token_login(user.username, "wrong")
+    assert (code, response["Retry-After"]) == ("login_locked", "1")
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while (outcome := token_login(user.username, PASSWORD)[0]) == "login_locked" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert outcome == "ok"
+
+
+def test_the_login_page_says_so_in_german(make_user, settings):
+    user = make_user()
+    fail(page_login, user.username, settings.QMS_LOGIN_FAILURES_PER_USERNAME)
+    code, response = page_login(user.username, PASSWORD, HTTP_ACCEPT_LANGUAGE="de")
+    page = response.content.decode()
+    assert response.status_code == 429
+    assert "Zu viele fehlgeschlagene Anmeldungen für diesen Benutzernamen" in page
+    assert "15 Minuten" in page
+    assert "_auth_user_id" not in response.wsgi_request.session  # not logged in
