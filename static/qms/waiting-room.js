@@ -40,7 +40,8 @@
   const PROTOCOL = JSON.parse(protocolScript.textContent);
   const CLOSE = PROTOCOL.close, MSG = PROTOCOL.messages, STATE = PROTOCOL.states;
   // The page's own views (data-view); the fan's queue states above are only some of them.
-  const TERMINAL = new Set(["admitted", "superseded", "reset", "left", "closed", "notopen", "error"]);
+  const TERMINAL = new Set(["admitted", "superseded", "reset", "left", "closed", "notopen", "error",
+    "entryclosed", "code", "invite"]);
   const POW_BATCH = 512, POW_MAX_ROUNDS = 3;
   const PING_MS = 10000; // a ping this often; progress frames usually arrive every tick anyway
   const PONG_DEADLINE_MS = 5000; // no frame this long after a ping: the connection is stale
@@ -59,7 +60,12 @@
     prequeueOpensAt: root.dataset.prequeueOpensAt ? Date.parse(root.dataset.prequeueOpensAt) : null,
     // The page's `?return=` on the event's protected site, validated by the server and ending in `qms_token=`:
     // an admitted fan goes there with the token appended (for the gate) instead of to the reservation URL.
-    returnTo: root.dataset.returnTo || null
+    returnTo: root.dataset.returnTo || null,
+    // Entry policy (docs/API.md "Entry policies"): the invitation's token from this page's URL, and the access
+    // code the fan typed; both go with every join (socket URL and HTTP body) until the fan holds a place.
+    entryPolicy: root.dataset.entryPolicy,
+    enqueueToken: new URLSearchParams(window.location.search).get("enqueue_token"),
+    accessCode: null
   };
 
   // --- language -----------------------------------------------------------------------
@@ -210,7 +216,8 @@
     connecting: _("Finding your place"), checking: _("Browser check"), prequeue: _("Pre-queue"),
     opening: _("Sale open"), waiting: _("In line"), paused: _("Paused"), admitted: _("Your turn"),
     superseded: _("Open elsewhere"), reset: _("Queue reset"), left: _("Left"), closed: _("Closed"),
-    notopen: _("Not open yet"), error: _("Problem")
+    notopen: _("Not open yet"), error: _("Problem"), entryclosed: _("Closed"), code: _("Access code"),
+    invite: _("Invitation only")
   };
 
   function render() {
@@ -378,6 +385,86 @@
   // A join refused with QUEUE_CLOSED ({code, detail} of the socket's error frame or the 409 body): draining,
   // or the pre-queue window has not opened yet. Both may change without a word to this page, which holds no
   // place: show the refusal, and try again by itself.
+  // --- entry policy: invitation token, access code, closed sale ---------------------------
+
+  function entryCredentials() {
+    const credentials = {};
+    if (cfg.enqueueToken) { credentials.enqueue_token = cfg.enqueueToken; }
+    if (cfg.accessCode) { credentials.access_code = cfg.accessCode; }
+    return credentials;
+  }
+
+  function isEntryRefusal(body) {
+    const code = body && typeof body.code === "string" ? body.code : "";
+    return code === "entry_closed" || code.startsWith("enqueue_token_") || code.startsWith("access_code_");
+  }
+
+  const INVITE_WORDS = {
+    enqueue_token_required: () => _("This queue is by invitation only. Open it from the link the ticket site sent you."),
+    enqueue_token_expired: () => _("Your invitation link has expired. Get a new one from the ticket site."),
+    enqueue_token_used: () => _("This invitation link was already used to join the queue."),
+    enqueue_token_wrong_user: () => _("This invitation link is for another account. Log in with the account it was sent to.")
+  };
+  const CODE_WORDS = {
+    access_code_invalid: () => _("This code is not valid for this sale. Check it and try again."),
+    access_code_used: () => _("This code was already used by someone else."),
+    access_code_revoked: () => _("This code was withdrawn by the organiser.")
+  };
+
+  // The join was refused by the event's entry policy ({code, detail, message?}, a socket's error frame or an
+  // HTTP body): the page holds no place; it says why and waits for the fan.
+  function entryRefused(refusal) {
+    const code = refusal ? refusal.code : "";
+    if (code === "entry_closed") {
+      setText("wr-closed-message", refusal.message || _("The organiser has closed this queue for now. Nobody can join at the moment."));
+      finish("entryclosed", _("This sale is closed."));
+    } else if (code.startsWith("access_code_")) {
+      cfg.accessCode = null;
+      const words = CODE_WORDS[code];
+      const note = $("wr-code-error");
+      note.hidden = !words;
+      setText("wr-code-error", words ? words() : "");
+      finish("code", words ? words() : _("Enter your access code to join the queue."));
+      $("wr-code").focus();
+    } else {
+      const words = INVITE_WORDS[code] || (() => _("This invitation link is not valid for this queue."));
+      setText("wr-invite-detail", words());
+      finish("invite", words());
+    }
+  }
+
+  async function joinWithCode(event) {
+    event.preventDefault();
+    const code = $("wr-code").value.trim();
+    if (!code) { $("wr-code").focus(); return; }
+    cfg.accessCode = code;
+    const button = $("wr-code-submit");
+    button.disabled = true;
+    setConnection("connecting");
+    let result;
+    try {
+      result = await request("POST");
+    } catch (e) {
+      result = null;
+    } finally {
+      button.disabled = false;
+    }
+    if (!result) { fail(_("We could not reach the queue. Check your connection and try again.")); return; }
+    if (result.status === 200 || result.status === 201) {
+      S.phase = "connecting"; // leave the form: the place exists now, the socket follows it
+      applyStatus(result.body);
+      if (!TERMINAL.has(S.phase)) { connect(); }
+      return;
+    }
+    if (result.status === 428 && result.body.challenge) { proveAndJoin(result.body.challenge); return; }
+    if (isEntryRefusal(result.body)) { entryRefused(result.body); return; }
+    if (result.status === 409) { refused(result.body); return; }
+    if (result.status === 401 || result.status === 403) {
+      fail(_("Your session has ended. Log in again to get back to your place."), true); return;
+    }
+    fail(_("We could not reach the queue. Check your connection and try again."));
+  }
+
   function refused(refusal) {
     const code = refusal ? refusal.code : null;
     const opensAt = code === "queue_not_open" ? openingTime(refusal) : null;
@@ -543,7 +630,8 @@
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     let sock;
     try {
-      sock = new WebSocket(scheme + window.location.host + cfg.wsPath);
+      const query = cfg.enqueueToken ? "?" + new URLSearchParams({ enqueue_token: cfg.enqueueToken }) : "";
+      sock = new WebSocket(scheme + window.location.host + cfg.wsPath + query);
     } catch (e) {
       scheduleReconnect();
       return;
@@ -595,6 +683,7 @@
       case CLOSE.SUPERSEDED: finish("superseded", _("This queue is open on another device. Your place is kept.")); return;
       case CLOSE.RESET: finish("reset", _("The organiser reset the queue. You can join again.")); return;
       case CLOSE.QUEUE_CLOSED: refused(lastRefusal); return;
+      case CLOSE.ENTRY_REFUSED: entryRefused(lastRefusal); return;
       case CLOSE.NOT_AUTHENTICATED: fail(_("Your session has ended. Log in again to get back to your place."), true); return;
       case CLOSE.ORIGIN_REFUSED: fail(_("This address may not open the queue. Open the waiting room from the event's site."));
         return;
@@ -632,6 +721,7 @@
   // --- the HTTP fallback -------------------------------------------------------------
 
   async function request(method, body) {
+    if (method === "POST") { body = Object.assign(entryCredentials(), body || {}); }
     const headers = { "Accept": "application/json", "X-CSRFToken": cfg.csrf };
     if (body) { headers["Content-Type"] = "application/json"; }
     const response = await window.fetch(cfg.statusUrl, {
@@ -661,6 +751,7 @@
     if (result.status === 404 && result.body.code === "not_in_queue") { result = await request("POST"); }
     if (result.status === 200 || result.status === 201) { applyStatus(result.body); return; }
     if (result.status === 428 && result.body.challenge) { stopPolling(); proveAndJoin(result.body.challenge); return; }
+    if (isEntryRefusal(result.body)) { stopPolling(); entryRefused(result.body); return; }
     if (result.status === 401 || result.status === 403) {
       fail(_("Your session has ended. Log in again to get back to your place."), true); return;
     }
@@ -740,6 +831,7 @@
     }
     solving = null;
     if (result.status === 428 && result.body.challenge) { proveAndJoin(result.body.challenge); return; }
+    if (isEntryRefusal(result.body)) { entryRefused(result.body); return; }
     if (result.status === 409) { refused(result.body); return; }
     if (result.status !== 200 && result.status !== 201) {
       fail(_("We could not check your browser. Try again.") + " (status " + result.status + ")"); return;
@@ -785,6 +877,7 @@
   for (const button of root.querySelectorAll("[data-join-again]")) { button.addEventListener("click", joinAgain); }
   for (const button of root.querySelectorAll("[data-retry-join]")) { button.addEventListener("click", rejoin); }
   $("wr-leave").addEventListener("click", leave);
+  $("wr-code-form").addEventListener("submit", joinWithCode);
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") { reconnectNow(); }
   });
@@ -792,7 +885,9 @@
   window.addEventListener("offline", wentOffline);
 
   render();
-  if (recall(LEFT_KEY)) {
+  if (cfg.entryPolicy === "reject") {
+    finish("entryclosed", _("This sale is closed.")); // the server wrote the organiser's text: nobody joins
+  } else if (recall(LEFT_KEY)) {
     // This tab left the queue: a reload must not join again at the back without the fan asking.
     finish("left", _("You left the queue."));
   } else {
