@@ -99,13 +99,16 @@ class SentinelGroup:
         wait_until(ready, timeout, "the sentinels do not know each other and the replica yet", interval=0.2)
 
     def wait_promoted(self, old_port: int, timeout: float = 30) -> int:
-        """The port of the new master, once the sentinels name another one and it accepts writes."""
+        """The port of the new master, once every sentinel names it, up (as clients check), and it is a master."""
         def promoted() -> int | None:
-            port = self.master_port()
-            if port == old_port:
+            states = [self.client(name).sentinel_master(MASTER_NAME) for name in ("sentinel1", "sentinel2",
+                                                                                   "sentinel3")]
+            ports = {int(state["port"]) for state in states}
+            if len(ports) != 1 or old_port in ports or any(state["is_sdown"] or state["is_odown"]
+                                                           for state in states):
                 return None
-            role = redis.Redis(port=port, socket_timeout=2).role()[0]
-            return port if role in (b"master", "master") else None
+            port = ports.pop()
+            return port if redis.Redis(port=port, socket_timeout=2).role()[0] in (b"master", "master") else None
 
         return wait_until(promoted, timeout, "no replica promoted", interval=0.05)
 
