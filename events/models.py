@@ -12,6 +12,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.text import slugify
 
+from .enqueue_keys import UnusableKey, verification_key
+
 # The range of every number an operator sets: what a production waiting room uses, with room to spare, and
 # small enough that nothing computed from them overflows (a token's expiry date, the tick's rate budget, a
 # 32-bit column). Checked by the model's validators (admin form and API answer `invalid`) and by the
@@ -156,6 +158,21 @@ class Event(models.Model):
         if self.prequeue_opens_at and self.sale_starts_at and self.prequeue_opens_at > self.sale_starts_at:
             raise ValidationError({"prequeue_opens_at": "The pre-queue must open before the sale starts."})
         check_session_limits(self.session_idle_seconds, self.session_max_seconds)
+        self._check_enqueue_key()
+
+    def _check_enqueue_key(self) -> None:
+        """The admin form refuses what the staff API refuses (events/serializers.py): a key enqueue tokens
+        cannot be verified with, and an invite-only event without one."""
+        if self.enqueue_key:
+            try:
+                verification_key(self.enqueue_key)
+            except UnusableKey as unusable:
+                raise ValidationError({"enqueue_key": ValidationError(str(unusable), code="invalid_key")}) from None
+            self.enqueue_key = self.enqueue_key.strip()
+        elif self.entry_policy == EntryPolicy.INVITE_ONLY:
+            raise ValidationError({"enqueue_key": ValidationError(
+                # Not code="required": a model form shows its own "This field is required." for that code.
+                "An invite-only event needs the key its enqueue tokens are signed with.", code="missing_key")})
 
     def _unique_slug(self) -> str:
         base = slugify(self.name)[:180] or "event"

@@ -28,6 +28,7 @@ from events.models import AccessCode, EnqueueTokenUse
 from queues import admission, challenge, entry
 from queues.protocol import CloseCode
 from queues.refusals import EntryRefused
+from tests.admin_forms import admin_form_data
 from tests.pow import join, queue_url
 from tests.sockets import closed_with, open_socket, session_headers
 from tests.threads import DEADLINE_SECONDS, run_in_threads
@@ -521,3 +522,19 @@ class TestAdmin:
         assert response.status_code == 302
         assert AccessCode.objects.get(code="ALPHA-1").revoked_at is not None
         assert AccessCode.objects.get(code="BRAVO-2").revoked_at is None
+
+    @pytest.mark.parametrize("policy, key, error", [
+        ("invite_only", "", "An invite-only event needs the key"),
+        ("invite_only", "too-short", "A shared secret needs at least 32 characters"),
+        ("open", "-----BEGIN PRIVATE KEY-----\nMIG...\n-----END PRIVATE KEY-----", "Paste the public key"),
+    ])
+    def test_the_event_form_refuses_an_unusable_enqueue_key_as_the_api_does(self, operator, make_event, policy,
+                                                                            key, error):
+        event = make_event()
+        page = operator.get(f"/admin/events/event/{event.pk}/change/")
+        response = operator.post(f"/admin/events/event/{event.pk}/change/",
+                                 {**admin_form_data(page), "entry_policy": policy, "enqueue_key": key})
+        assert response.status_code == 200  # the form again, with the error
+        assert error in response.content.decode()
+        event.refresh_from_db()
+        assert (event.entry_policy, event.enqueue_key) == ("open", "")
