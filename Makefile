@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 PROD_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/qms
 PROD_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: install install-dev browser nginx wrk gettext messages run run-prod test lint bench screenshots
+.PHONY: install install-dev browser nginx wrk redis-sentinel gettext messages run run-prod test lint bench screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ run: install
 nginx:
 	@command -v nginx >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; }
 
+# Debian's redis-sentinel (and redis-server, redis-cli): the failover and Redis Cluster tests start nodes of their own.
+redis-sentinel:
+	@command -v redis-sentinel >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-sentinel; }
+
 # wrk, the HTTP load generator of bench/http_path.py.
 wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
@@ -72,7 +76,7 @@ lint: install-dev
 	$(BIN)/ruff check .
 
 # Each run has a test database of its own (two runs on one machine do not drop each other's).
-test: install-dev browser gettext nginx lint
+test: install-dev browser gettext nginx redis-sentinel lint
 	DATABASE_URL=$(TEST_DATABASE_URL) DATABASE_POOL=0 QMS_TEST_REDIS_URL=$(TEST_REDIS_URL) \
 	  DJANGO_TEST_DATABASE_NAME=test_qms_$$$$ $(BIN)/pytest
 
