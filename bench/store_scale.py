@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from queues.store.base import new_place_id  # noqa: E402
 from queues.store.redis import RedisQueueStore  # noqa: E402
 
 EVENT = 1
@@ -33,7 +34,7 @@ def fill(store: RedisQueueStore, size: int) -> None:
     for start in range(0, size, 5000):
         pipe = store.client.pipeline(transaction=False)
         for user in range(start + 1, min(size, start + 5000) + 1):
-            store._join(keys=keys, args=[user, ""], client=pipe)
+            store._join(keys=keys, args=[user, "", new_place_id()], client=pipe)
         pipe.execute()
 
 
