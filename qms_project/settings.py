@@ -275,6 +275,9 @@ QMS_WEBHOOK_TIMEOUT = float(os.environ.get("QMS_WEBHOOK_TIMEOUT", "10"))  # the 
 QMS_WEBHOOK_CONCURRENCY = int(os.environ.get("QMS_WEBHOOK_CONCURRENCY", "16"))  # deliveries in flight per worker
 QMS_WEBHOOK_PER_ENDPOINT = int(os.environ.get("QMS_WEBHOOK_PER_ENDPOINT", "4"))  # of them to one endpoint
 QMS_WEBHOOK_RETRY_HOURS = float(os.environ.get("QMS_WEBHOOK_RETRY_HOURS", "24"))  # then the delivery is failed
+# Failed attempts in a row after which an endpoint backs off as a whole (one probe per backoff, not every row).
+QMS_WEBHOOK_BREAKER_FAILURES = int(os.environ.get("QMS_WEBHOOK_BREAKER_FAILURES", "5"))
+QMS_WEBHOOK_RETENTION_DAYS = float(os.environ.get("QMS_WEBHOOK_RETENTION_DAYS", "7"))  # delivered/failed rows kept
 
 # --- operations ----------------------------------------------------------------
 

@@ -90,6 +90,11 @@ class WebhookEndpoint(models.Model):
         default=0, help_text="queue.threshold: how far below the number the waiting must fall before 'below' is "
                              "sent (stops a queue hovering at the number from sending one alert per tick).")
     description = models.CharField(max_length=200, blank=True)
+    # The circuit breaker (queues/webhooks/delivery.py): after QMS_WEBHOOK_BREAKER_FAILURES failed attempts in a
+    # row the endpoint's rows wait until `backoff_until`, then one probe goes; its success closes the breaker.
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
+    backoff_until = models.DateTimeField(null=True, blank=True, editable=False,
+                                         help_text="Failing: nothing is sent before this time, then one probe.")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="webhook_endpoints")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -109,6 +114,7 @@ class WebhookDeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     DELIVERED = "delivered", "Delivered"
     FAILED = "failed", "Failed (gave up)"
+    CANCELLED = "cancelled", "Cancelled (endpoint deactivated)"
 
 
 def retry_deadline():
@@ -122,7 +128,8 @@ class WebhookDelivery(models.Model):
 
     # No database constraints: the tick writes rows from a copy of the endpoints up to 2 s old, and an endpoint
     # deleted meanwhile must not fail its transaction (and with it the admissions). Such rows are never sent
-    # (the worker only claims rows of active endpoints); deleting an endpoint deletes its rows.
+    # (the worker only claims rows of active endpoints) and the sweep deletes them (queues/webhooks/retention.py);
+    # deleting an endpoint deletes its rows.
     endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries",
                                  db_constraint=False)
     event = models.ForeignKey("events.Event", null=True, blank=True, on_delete=models.SET_NULL,
@@ -150,7 +157,9 @@ class WebhookDelivery(models.Model):
             # derived from the change itself (queues/webhooks/outbox.py).
             models.UniqueConstraint(fields=["endpoint", "webhook_id"], name="one_delivery_per_endpoint_and_id"),
         ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_due_idx")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhook_due_idx"),
+                   # The log's order and date filter, and the retention sweep's range.
+                   models.Index(fields=["created_at"], name="webhook_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.webhook_id} → endpoint {self.endpoint_id}"

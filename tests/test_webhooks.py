@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -20,7 +22,8 @@ from queues.models import (
     WebhookEndpoint,
     WebhookEventType,
 )
-from queues.webhooks import addresses, delivery, outbox, signing
+from queues.webhooks import addresses, delivery, outbox, retention, signing
+from queues.webhooks.admin import WebhookEndpointForm
 from queues.webhooks.transport import Answer
 from tests.fans import queue_fans
 from tests.sites import WebhookReceiver, documented_webhook_verifier
@@ -121,8 +124,34 @@ def test_the_staff_api_refuses_a_receiver_on_a_private_address(admin_user):
                            format="json")
     assert response.status_code == 400
     assert response.json()["code"] == "invalid"
+    assert response.json()["codes"]["url"] == ["receiver_refused"]
     assert "private" in str(response.json()["errors"]["url"])
     assert not WebhookEndpoint.objects.exists()
+
+
+def admin_add_endpoint(admin_client, url: str):
+    return admin_client.post("/admin/queues/webhookendpoint/add/", {
+        "url": url, "secret": SECRET, "active": "on", "all_events": "on", "threshold_hysteresis": "0"})
+
+
+def test_the_admin_says_why_a_receiver_is_refused(admin_client):
+    page = admin_add_endpoint(admin_client, "http://10.0.0.8/hook").content.decode()
+    assert "10.0.0.8 resolves to 10.0.0.8 (private)" in page
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_the_endpoint_form_builds_no_url_field_without_a_scheme_of_its_own():
+    """Django 6 changes the URL field's default scheme and warns about every field built without one: the form
+    leaves building its fields to the admin, which passes `assume_scheme` (subclassing builds them again)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        type("EndpointForm", (WebhookEndpointForm,), {})
+
+
+def test_the_admin_takes_a_url_without_scheme_as_https(admin_client, settings):
+    settings.QMS_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]
+    assert admin_add_endpoint(admin_client, "127.0.0.1:9/hooks").status_code == 302
+    assert WebhookEndpoint.objects.get().url == "https://127.0.0.1:9/hooks"
 
 
 # --- retries -----------------------------------------------------------------------------------------------
@@ -141,7 +170,7 @@ def test_a_delivery_is_failed_once_its_next_attempt_would_fall_after_its_retry_p
     outbox.queue_changed(make_event(), WebhookEventType.QUEUE_PAUSED)
     row = WebhookDelivery.objects.get()
     row.retry_until = timezone.now() + timedelta(seconds=0.4)  # the first retry waits 0.5 s at least
-    delivery.record_answer(row, Answer(503, "HTTP 503"))
+    delivery.record_answers([(row, Answer(503, "HTTP 503"))])
     row.refresh_from_db()
     assert (row.status, row.attempts, row.last_status_code) == (WebhookDeliveryStatus.FAILED, 1, 503)
 
@@ -216,6 +245,169 @@ def test_the_admin_log_redelivers_the_rows_picked(admin_client, make_event):
                       {"action": "redeliver_selected", "_selected_action": [row.pk]})
     row.refresh_from_db()
     assert row.status == WebhookDeliveryStatus.PENDING
+
+
+# --- the circuit breaker ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def breaker(settings):
+    """Three failures in a row open an endpoint's breaker; one delivery in flight per endpoint, so the order in
+    which rows are sent is the order the receiver sees them."""
+    settings.QMS_WEBHOOK_BREAKER_FAILURES = 3
+    settings.QMS_WEBHOOK_PER_ENDPOINT = 1
+
+
+def end_backoff(endpoint: WebhookEndpoint) -> None:
+    """The endpoint's backoff is over (as if its time had passed)."""
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(backoff_until=timezone.now())
+
+
+def changes(event, count: int) -> list[str]:
+    """`count` changes written for the endpoints; their webhook ids, oldest first."""
+    for _ in range(count):
+        outbox.queue_changed(event, WebhookEventType.QUEUE_PAUSED)
+    return list(WebhookDelivery.objects.order_by("created_at", "id").values_list("webhook_id", flat=True))
+
+
+def test_an_endpoint_failing_n_times_in_a_row_gets_one_probe_per_backoff_not_an_attempt_per_row(
+        local_receivers, breaker, make_event):
+    receiver = local_receivers(status=500)
+    endpoint = endpoint_for(receiver.url)
+    ids = changes(make_event(), 10)
+    assert delivery.deliver_due(5) == 3  # the 3rd failure in a row opens the breaker: the run ends
+    endpoint.refresh_from_db()
+    assert endpoint.consecutive_failures == 3 and endpoint.backoff_until > timezone.now()
+    assert [r["id"] for r in receiver.received] == ids[:3]
+    make_due(*WebhookDelivery.objects.all())  # every row's own retry is due: they still wait for the endpoint
+    assert delivery.deliver_due(5) == 0
+    end_backoff(endpoint)
+    assert delivery.deliver_due(5) == 1  # one probe, the oldest row
+    assert [r["id"] for r in receiver.received] == ids[:3] + ids[:1]
+    endpoint.refresh_from_db()
+    assert endpoint.consecutive_failures == 4 and endpoint.backoff_until > timezone.now()
+    assert delivery.deliver_due(5) == 0
+
+
+def test_an_endpoint_that_answers_again_gets_its_backlog_oldest_first(local_receivers, breaker, make_event):
+    receiver = local_receivers(status=500)
+    endpoint = endpoint_for(receiver.url)
+    ids = changes(make_event(), 8)
+    delivery.deliver_due(5)
+    receiver.status = 200
+    end_backoff(endpoint)
+    assert delivery.deliver_due(5) == 8  # the probe succeeds: the whole backlog is due at once
+    assert [r["id"] for r in receiver.received if r["status"] == 200] == ids
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {WebhookDeliveryStatus.DELIVERED}
+    endpoint.refresh_from_db()
+    assert (endpoint.consecutive_failures, endpoint.backoff_until) == (0, None)
+
+
+def test_a_success_between_failures_keeps_the_breaker_closed(make_event, breaker):
+    endpoint = endpoint_for("https://hooks.example/")
+    changes(make_event(), 5)
+    rows = list(WebhookDelivery.objects.order_by("id"))
+    answers = [Answer(500, "HTTP 500"), Answer(500, "HTTP 500"), Answer(200), Answer(500, "HTTP 500"),
+               Answer(500, "HTTP 500")]
+    delivery.record_answers(list(zip(rows, answers, strict=True)))
+    endpoint.refresh_from_db()
+    assert (endpoint.consecutive_failures, endpoint.backoff_until) == (2, None)
+
+
+def test_redeliver_probes_a_backed_off_endpoint_at_once(local_receivers, breaker, make_event, admin_client):
+    receiver = local_receivers(status=500)
+    endpoint_for(receiver.url)
+    ids = changes(make_event(), 4)
+    delivery.deliver_due(5)
+    receiver.status = 200
+    newest = WebhookDelivery.objects.get(webhook_id=ids[-1])
+    admin_client.post("/admin/queues/webhookdelivery/",
+                      {"action": "redeliver_selected", "_selected_action": [newest.pk]})
+    assert delivery.deliver_due(5) == 4
+    assert [r["id"] for r in receiver.received if r["status"] == 200] == ids
+
+
+def test_a_pass_records_its_answers_in_one_statement(make_event):
+    endpoint_for("https://hooks.example/")
+    changes(make_event(), 6)
+    rows = list(WebhookDelivery.objects.order_by("id"))
+    answers = [Answer(200), Answer(204), Answer(500, "HTTP 500"), Answer(None, "timeout"), Answer(200), Answer(503)]
+    with CaptureQueriesContext(connection) as queries:
+        delivery.record_answers(list(zip(rows, answers, strict=True)))
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "queues_webhookdelivery"')]
+    assert len(updates) == 1
+    assert list(WebhookDelivery.objects.order_by("id").values_list("status", "last_status_code", "attempts")) == [
+        ("delivered", 200, 1), ("delivered", 204, 1), ("pending", 500, 1), ("pending", None, 1),
+        ("delivered", 200, 1), ("pending", 503, 1)]
+
+
+# --- retention and settling ---------------------------------------------------------------------------------
+
+def rows_by_status(event, endpoint: WebhookEndpoint, created_at, *statuses: str) -> list[WebhookDelivery]:
+    rows = [WebhookDelivery(endpoint=endpoint, event=event, event_type=WebhookEventType.QUEUE_PAUSED,
+                            webhook_id=f"{status}-{created_at.timestamp()}", payload={}, created_at=created_at,
+                            status=status) for status in statuses]
+    return WebhookDelivery.objects.bulk_create(rows)
+
+
+def test_retention_deletes_settled_rows_older_than_the_setting_and_nothing_else(make_event, settings):
+    settings.QMS_WEBHOOK_RETENTION_DAYS = 7
+    event, endpoint = make_event(), endpoint_for("https://hooks.example/")
+    now = timezone.now()
+    settled = ("delivered", "failed", "cancelled")
+    old = rows_by_status(event, endpoint, now - timedelta(days=7, minutes=1), *settled, "pending")
+    kept = rows_by_status(event, endpoint, now - timedelta(days=6, hours=23), *settled, "pending")
+    assert retention.sweep(now)["pruned"] == 3
+    assert set(WebhookDelivery.objects.values_list("id", flat=True)) == {row.id for row in kept} | {old[-1].id}
+
+
+def test_retention_deletes_in_bounded_batches(make_event, monkeypatch):
+    monkeypatch.setattr(retention, "DELETE_BATCH", 2)
+    monkeypatch.setattr(retention, "DELETE_BATCHES", 2)
+    event, endpoint = make_event(), endpoint_for("https://hooks.example/")
+    created = timezone.now() - timedelta(days=30)
+    for offset in range(5):
+        rows_by_status(event, endpoint, created + timedelta(seconds=offset), "delivered")
+    assert retention.prune(timezone.now()) == 4
+    assert retention.prune(timezone.now()) == 1
+
+
+def test_deactivating_an_endpoint_cancels_its_pending_rows(local_receivers, admin_user, make_event):
+    receiver = local_receivers()
+    endpoint, other = endpoint_for(receiver.url), endpoint_for(receiver.url.replace("/hooks/", "/other/"))
+    event = make_event()
+    delivered = rows_by_status(event, endpoint, timezone.now(), "delivered")
+    changes(event, 2)
+    client = APIClient()
+    client.force_authenticate(admin_user)
+    assert client.patch(f"/api/webhooks/endpoints/{endpoint.id}/", {"active": False}, format="json").status_code == 200
+    pending_then = WebhookDelivery.objects.filter(endpoint=endpoint).exclude(pk=delivered[0].pk)
+    assert list(pending_then.values_list("status", flat=True)) == ["cancelled", "cancelled"]
+    assert WebhookDelivery.objects.get(pk=delivered[0].pk).status == "delivered"
+    assert delivery.deliver_due(5) == 2  # the other endpoint's
+    assert {r["id"] for r in receiver.received} == set(
+        WebhookDelivery.objects.filter(endpoint=other).values_list("webhook_id", flat=True))
+
+
+def test_the_sweep_cancels_rows_written_for_an_endpoint_deactivated_meanwhile_and_drops_orphans(make_event):
+    endpoint = endpoint_for("https://hooks.example/")
+    event = make_event()
+    outbox.subscriptions.all()  # the tick's copy, taken while the endpoint is active...
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False)  # ...deactivated without a signal
+    outbox.queue_changed(event, WebhookEventType.QUEUE_PAUSED)  # ...and written from the copy
+    orphan = rows_by_status(event, endpoint, timezone.now(), "pending")[0]
+    WebhookDelivery.objects.filter(pk=orphan.pk).update(endpoint_id=endpoint.pk + 1000)  # its endpoint is gone
+    assert retention.sweep() == {"cancelled": 1, "orphans": 1, "failed": 0, "pruned": 0}
+    assert list(WebhookDelivery.objects.values_list("status", flat=True)) == ["cancelled"]
+
+
+def test_the_sweep_fails_pending_rows_past_their_retry_period(make_event):
+    endpoint = endpoint_for("https://hooks.example/")
+    changes(make_event(), 2)
+    late, in_time = WebhookDelivery.objects.order_by("id")
+    WebhookDelivery.objects.filter(pk=late.pk).update(retry_until=timezone.now() - timedelta(seconds=1))
+    assert retention.sweep()["failed"] == 1
+    assert dict(WebhookDelivery.objects.values_list("id", "status")) == {late.id: "failed", in_time.id: "pending"}
+    assert endpoint.deliveries.count() == 2
 
 
 # --- the outbox --------------------------------------------------------------------------------------------

@@ -84,8 +84,9 @@ def resolve(url: str) -> Target:
 
 
 def validate_receiver_url(url: str) -> None:
-    """The model's validator (admin form, staff API): the guard at save time too, to tell the operator at once."""
+    """The model's validator (admin form, staff API): the guard at save time too, to tell the operator at once.
+    Its own code: the admin's form replaces a model error coded `invalid` by its generic "Enter a valid URL"."""
     try:
         resolve(url)
     except AddressRefused as refused:
-        raise ValidationError(str(refused), code="invalid") from None
+        raise ValidationError(str(refused), code="receiver_refused") from None

@@ -20,7 +20,8 @@ class WebhookEndpointForm(forms.ModelForm):
         help_text=_("None ticked: every type."))
 
     class Meta:
-        model = WebhookEndpoint
+        # No `model`: the admin supplies it, and builds the URL field with its `formfield_overrides` (a model named
+        # here would build one at import, without `assume_scheme`: Django 6's deprecation warning).
         fields = ("url", "secret", "description", "active", "event_types", "all_events", "events",
                   "threshold_waiting", "threshold_hysteresis")
         widgets = {"secret": forms.PasswordInput(render_value=True)}
@@ -30,15 +31,17 @@ class WebhookEndpointForm(forms.ModelForm):
 class WebhookEndpointAdmin(admin.ModelAdmin):
     form = WebhookEndpointForm
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    list_display = ("url", "description", "active", "all_events", "types", "threshold_waiting", "created_at")
+    list_display = ("url", "description", "active", "all_events", "types", "threshold_waiting",
+                    "consecutive_failures", "backoff_until", "created_at")
     list_filter = ("active", "all_events")
     search_fields = ("url", "description")
     filter_horizontal = ("events",)
-    readonly_fields = ("created_by", "created_at", "updated_at")
+    readonly_fields = ("consecutive_failures", "backoff_until", "created_by", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("url", "secret", "description", "active")}),
         (_("What it hears"), {"fields": ("event_types", "all_events", "events")}),
         (_("queue.threshold"), {"fields": ("threshold_waiting", "threshold_hysteresis")}),
+        (_("Failing"), {"fields": ("consecutive_failures", "backoff_until")}),
         (_("Record"), {"fields": ("created_by", "created_at", "updated_at")}),
     )
 

@@ -28,8 +28,9 @@ class WebhookEndpointSerializer(serializers.ModelSerializer):
     class Meta:
         model = WebhookEndpoint
         fields = ["id", "url", "secret", "description", "active", "event_types", "all_events", "events",
-                  "threshold_waiting", "threshold_hysteresis", "created_at", "updated_at"]
-        read_only_fields = ["created_at", "updated_at"]
+                  "threshold_waiting", "threshold_hysteresis", "consecutive_failures", "backoff_until", "created_at",
+                  "updated_at"]
+        read_only_fields = ["consecutive_failures", "backoff_until", "created_at", "updated_at"]
 
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):

@@ -1,6 +1,7 @@
 """queue.paused / resumed / drained / undrained: written when the event's flag changes, whichever way it was
 changed (the operations, the admin's list, the events API, a command), in the save's transaction when it has
-one (the operations and the admin save in one). `QueuesConfig.ready` connects these receivers."""
+one (the operations and the admin save in one). And an endpoint deactivated has its pending rows cancelled at
+once (the sweep catches the rest). `QueuesConfig.ready` connects these receivers."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from django.dispatch import receiver
 
 from events.models import Event
 
-from ..models import WebhookEventType
-from . import outbox
+from ..models import WebhookEndpoint, WebhookEventType
+from . import outbox, retention
 
 # flag -> (type when it turns on, type when it turns off)
 FLAG_TYPES = {
@@ -33,3 +34,9 @@ def record_flag_changes(sender, instance: Event, created: bool, **kwargs) -> Non
     for flag, (on, off) in FLAG_TYPES.items():
         if before[flag] != getattr(instance, flag):
             outbox.queue_changed(instance, on if getattr(instance, flag) else off)
+
+
+@receiver(post_save, sender=WebhookEndpoint, dispatch_uid="webhooks.endpoint_deactivated")
+def cancel_when_deactivated(sender, instance: WebhookEndpoint, created: bool, **kwargs) -> None:
+    if not instance.active:
+        retention.cancel_inactive(instance.id)
