@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from .store.base import new_place_id
 from .webhooks.addresses import validate_receiver_url
@@ -56,51 +57,56 @@ class Admission(models.Model):
 # --- webhooks (docs/API.md "Webhooks") ---------------------------------------------------------------------
 
 class WebhookEventType(models.TextChoices):
-    ADMISSION_ISSUED = "admission.issued", "A fan was admitted (token issued)"
-    ADMISSION_REDEEMED = "admission.redeemed", "The reservation service redeemed a token"
-    ADMISSION_RELEASED = "admission.released", "The reservation service released a token's slot"
-    ADMISSION_EXPIRED = "admission.expired", "A token expired before it was released"
-    QUEUE_OPENED = "queue.opened", "The sale opened"
-    QUEUE_PAUSED = "queue.paused", "Admission paused"
-    QUEUE_RESUMED = "queue.resumed", "Admission resumed"
-    QUEUE_DRAINED = "queue.drained", "Draining: no new joins"
-    QUEUE_UNDRAINED = "queue.undrained", "Taking joins again"
-    QUEUE_RESET = "queue.reset", "The queue was emptied"
-    QUEUE_THRESHOLD = "queue.threshold", "Waiting fans crossed the endpoint's threshold"
+    ADMISSION_ISSUED = "admission.issued", _("A fan was admitted (token issued)")
+    ADMISSION_REDEEMED = "admission.redeemed", _("The reservation service redeemed a token")
+    ADMISSION_RELEASED = "admission.released", _("The reservation service released a token's slot")
+    ADMISSION_EXPIRED = "admission.expired", _("A token expired before it was released")
+    QUEUE_OPENED = "queue.opened", _("The sale opened")
+    QUEUE_PAUSED = "queue.paused", _("Admission paused")
+    QUEUE_RESUMED = "queue.resumed", _("Admission resumed")
+    QUEUE_DRAINED = "queue.drained", _("Draining: no new joins")
+    QUEUE_UNDRAINED = "queue.undrained", _("Taking joins again")
+    QUEUE_RESET = "queue.reset", _("The queue was emptied")
+    QUEUE_THRESHOLD = "queue.threshold", _("Waiting fans crossed the endpoint's threshold")
 
 
 class WebhookEndpoint(models.Model):
     """A receiver an operator registered: where to POST, the shared secret, and what it wants to hear."""
 
-    url = models.URLField(max_length=500, validators=[validate_receiver_url],
-                          help_text="https://... (loopback and private addresses are refused unless listed in "
-                                    "QMS_WEBHOOK_ALLOWED_HOSTS).")
-    secret = models.CharField(max_length=200,
-                              help_text="Signs every delivery (HMAC-SHA256); the receiver holds it too.")
-    event_types = models.JSONField(default=list, blank=True,
-                                   help_text="Event types to send (e.g. [\"admission.issued\"]); empty: all of them.")
-    all_events = models.BooleanField(default=True, help_text="Every event on sale; off: only the events chosen.")
-    events = models.ManyToManyField("events.Event", blank=True, related_name="webhook_endpoints")
-    active = models.BooleanField(default=True)
+    url = models.URLField(verbose_name=_("URL"), max_length=500, validators=[validate_receiver_url],
+                          help_text=_("https://... (loopback and private addresses are refused unless listed in "
+                                      "QMS_WEBHOOK_ALLOWED_HOSTS)."))
+    secret = models.CharField(verbose_name=_("secret"), max_length=200,
+                              help_text=_("Signs every delivery (HMAC-SHA256); the receiver holds it too."))
+    event_types = models.JSONField(verbose_name=_("event types"), default=list, blank=True,
+                                   help_text=_('Event types to send (e.g. ["admission.issued"]); empty: all of them.'))
+    all_events = models.BooleanField(verbose_name=_("all events"), default=True,
+                                     help_text=_("Every event on sale; off: only the events chosen."))
+    events = models.ManyToManyField("events.Event", verbose_name=_("events"), blank=True,
+                                    related_name="webhook_endpoints")
+    active = models.BooleanField(verbose_name=_("active"), default=True)
     threshold_waiting = models.PositiveIntegerField(
-        null=True, blank=True,
-        help_text="queue.threshold: sent when the fans waiting reach this number, and again when they fall below "
-                  "it by the hysteresis.")
+        verbose_name=_("threshold (fans waiting)"), null=True, blank=True,
+        help_text=_("queue.threshold: sent when the fans waiting reach this number, and again when they fall below "
+                    "it by the hysteresis."))
     threshold_hysteresis = models.PositiveIntegerField(
-        default=0, help_text="queue.threshold: how far below the number the waiting must fall before 'below' is "
-                             "sent (stops a queue hovering at the number from sending one alert per tick).")
-    description = models.CharField(max_length=200, blank=True)
+        verbose_name=_("hysteresis"), default=0,
+        help_text=_("queue.threshold: how far below the number the waiting must fall before 'below' is sent (stops "
+                    "a queue hovering at the number from sending one alert per tick)."))
+    description = models.CharField(verbose_name=_("description"), max_length=200, blank=True)
     # The circuit breaker (queues/webhooks/delivery.py): after QMS_WEBHOOK_BREAKER_FAILURES failed attempts in a
     # row the endpoint's rows wait until `backoff_until`, then one probe goes; its success closes the breaker.
-    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
-    backoff_until = models.DateTimeField(null=True, blank=True, editable=False,
-                                         help_text="Failing: nothing is sent before this time, then one probe.")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="webhook_endpoints")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    consecutive_failures = models.PositiveIntegerField(verbose_name=_("failures in a row"), default=0, editable=False)
+    backoff_until = models.DateTimeField(verbose_name=_("backing off until"), null=True, blank=True, editable=False,
+                                         help_text=_("Failing: nothing is sent before this time, then one probe."))
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, verbose_name=_("created by"), null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="webhook_endpoints")
+    created_at = models.DateTimeField(verbose_name=_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(verbose_name=_("updated at"), auto_now=True)
 
     class Meta:
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
         ordering = ["id"]
 
     def __str__(self) -> str:
@@ -111,10 +117,10 @@ class WebhookEndpoint(models.Model):
 
 
 class WebhookDeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed (gave up)"
-    CANCELLED = "cancelled", "Cancelled (endpoint deactivated)"
+    PENDING = "pending", _("Pending")
+    DELIVERED = "delivered", _("Delivered")
+    FAILED = "failed", _("Failed (gave up)")
+    CANCELLED = "cancelled", _("Cancelled (endpoint deactivated)")
 
 
 def retry_deadline():
@@ -130,27 +136,30 @@ class WebhookDelivery(models.Model):
     # deleted meanwhile must not fail its transaction (and with it the admissions). Such rows are never sent
     # (the worker only claims rows of active endpoints) and the sweep deletes them (queues/webhooks/retention.py);
     # deleting an endpoint deletes its rows.
-    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries",
-                                 db_constraint=False)
-    event = models.ForeignKey("events.Event", null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="webhook_deliveries", db_constraint=False)
-    event_type = models.CharField(max_length=32, choices=WebhookEventType.choices)
-    webhook_id = models.CharField(max_length=64, help_text="X-QMS-Webhook-Id: the same on every retry.")
-    payload = models.JSONField(help_text="The body's `data`.")
-    created_at = models.DateTimeField(default=timezone.now)
-    status = models.CharField(max_length=16, choices=WebhookDeliveryStatus.choices,
+    endpoint = models.ForeignKey(WebhookEndpoint, verbose_name=_("endpoint"), on_delete=models.CASCADE,
+                                 related_name="deliveries", db_constraint=False)
+    event = models.ForeignKey("events.Event", verbose_name=_("event"), null=True, blank=True,
+                              on_delete=models.SET_NULL, related_name="webhook_deliveries", db_constraint=False)
+    event_type = models.CharField(verbose_name=_("event type"), max_length=32, choices=WebhookEventType.choices)
+    webhook_id = models.CharField(verbose_name=_("webhook id"), max_length=64,
+                                  help_text=_("X-QMS-Webhook-Id: the same on every retry."))
+    payload = models.JSONField(verbose_name=_("payload"), help_text=_("The body's `data`."))
+    created_at = models.DateTimeField(verbose_name=_("created at"), default=timezone.now)
+    status = models.CharField(verbose_name=_("status"), max_length=16, choices=WebhookDeliveryStatus.choices,
                               default=WebhookDeliveryStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
-    retry_until = models.DateTimeField(default=retry_deadline)
+    attempts = models.PositiveIntegerField(verbose_name=_("attempts"), default=0)
+    next_attempt_at = models.DateTimeField(verbose_name=_("next attempt at"), default=timezone.now)
+    retry_until = models.DateTimeField(verbose_name=_("retried until"), default=retry_deadline)
     # The worker that holds the row while sending it (a claim expires with `next_attempt_at`).
-    claimed_by = models.CharField(max_length=32, blank=True)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(verbose_name=_("claimed by"), max_length=32, blank=True)
+    last_attempt_at = models.DateTimeField(verbose_name=_("last attempt at"), null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(verbose_name=_("last status code"), null=True, blank=True)
+    last_error = models.CharField(verbose_name=_("last error"), max_length=500, blank=True)
+    delivered_at = models.DateTimeField(verbose_name=_("delivered at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
         ordering = ["-created_at", "-id"]
         constraints = [
             # A change reported twice (a tick run twice, two sweeps) writes one row: ids of such changes are

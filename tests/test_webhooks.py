@@ -234,6 +234,17 @@ def test_redeliver_over_the_staff_api_sends_a_failed_delivery_again_with_its_id(
     assert [item["webhook_id"] for item in listed["results"]] == [row.webhook_id]
 
 
+def test_the_webhook_admin_speaks_german(admin_client):
+    endpoint = endpoint_for("https://hooks.example/", active=False)
+    page = admin_client.get(f"/admin/queues/webhookendpoint/{endpoint.pk}/change/",
+                            HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    for words in ("Webhook-Endpunkt", "Ereignistypen", "Was er empfängt", "Keiner angekreuzt: alle Typen.",
+                  "Fehlschläge in Folge", "Pausiert bis"):
+        assert words in page
+    log = admin_client.get("/admin/queues/webhookdelivery/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Webhook-Zustellungen" in log and "Abgebrochen (Endpunkt deaktiviert)" in log
+
+
 def test_the_admin_log_redelivers_the_rows_picked(admin_client, make_event):
     endpoint_for("https://hooks.example/")
     outbox.queue_changed(make_event(), WebhookEventType.QUEUE_RESUMED)

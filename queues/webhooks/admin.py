@@ -16,7 +16,8 @@ from .delivery import redeliver
 
 class WebhookEndpointForm(forms.ModelForm):
     event_types = forms.MultipleChoiceField(
-        choices=WebhookEventType.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        label=WebhookEndpoint._meta.get_field("event_types").verbose_name, choices=WebhookEventType.choices,
+        required=False, widget=forms.CheckboxSelectMultiple,
         help_text=_("None ticked: every type."))
 
     class Meta:
