@@ -123,7 +123,8 @@ def start_topology(tmp: Path, fans: int, *, database_port: int | None = None, re
     """Create a database, seed `fans` fans and start `processes` (the Procfile's lines) with production's settings.
 
     `database_port` and `redis_url` let fault tests put a proxy or a Redis of their own in between; `env`
-    adds settings (QMS_LOG_FORMAT=json, ...).
+    adds settings (QMS_LOG_FORMAT=json, ...): a Sentinel group instead of a URL is `redis_url=""` with
+    QMS_REDIS_SENTINELS and QMS_REDIS_SENTINEL_MASTER.
     """
     name = f"qms_e2e_{RUN_ID}_{uuid.uuid4().hex[:8]}"[:63]  # PostgreSQL's identifier limit
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
@@ -162,6 +163,8 @@ def stop_topology(topology: Topology) -> None:
     topology.stop()
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {topology.name} WITH (FORCE)")
+    if not topology.env["QMS_REDIS_URL"]:
+        return  # a Sentinel group of the test's own, killed with its keys
     try:
         client = redis.Redis.from_url(topology.env["QMS_REDIS_URL"], socket_connect_timeout=2)
         prefix = topology.env["QMS_KEY_PREFIX"]
