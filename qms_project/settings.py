@@ -352,6 +352,12 @@ QMS_LOGIN_FAILURES_PER_USERNAME = int(os.environ.get("QMS_LOGIN_FAILURES_PER_USE
 QMS_LOGIN_USERNAME_LOCK_SECONDS = int(os.environ.get("QMS_LOGIN_USERNAME_LOCK_SECONDS", "900"))
 QMS_LOGIN_FAILURES_PER_ADDRESS = int(os.environ.get("QMS_LOGIN_FAILURES_PER_ADDRESS", "100"))
 QMS_LOGIN_ADDRESS_LOCK_SECONDS = int(os.environ.get("QMS_LOGIN_ADDRESS_LOCK_SECONDS", "60"))
+# Guessing defence of access codes and enqueue tokens (queues/entry_guessing.py): refused ones are counted, per fan
+# (locked at every event, the right code too) and per address (higher: a NAT's honest typos); 0 per address: off.
+QMS_ENTRY_FAILURES_PER_USER = int(os.environ.get("QMS_ENTRY_FAILURES_PER_USER", "10"))
+QMS_ENTRY_USER_LOCK_SECONDS = int(os.environ.get("QMS_ENTRY_USER_LOCK_SECONDS", "900"))
+QMS_ENTRY_FAILURES_PER_ADDRESS = int(os.environ.get("QMS_ENTRY_FAILURES_PER_ADDRESS", "300"))
+QMS_ENTRY_ADDRESS_LOCK_SECONDS = int(os.environ.get("QMS_ENTRY_ADDRESS_LOCK_SECONDS", "60"))
 
 SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),

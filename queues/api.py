@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from events.models import Event
 
 from . import admission, entry
+from .failure_counts import client_address
 from .gate import validated_return_url
 from .recent_events import recent_events
 from .refusals import EventNotFound, InvalidReturnUrl, NotInQueue
@@ -82,7 +83,7 @@ class QueueView(APIView):
             event = get_event(event_id)
         result = admission.enter(event, request.user,
                                  pow_challenge=pow_body.get("challenge"), pow_solution=pow_body.get("solution"),
-                                 credentials=entry.Credentials.read(request.data))
+                                 credentials=entry.Credentials.read(request.data, client_address(request)))
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(QueueStatusSerializer(result, context={"return_url": back}).data, status=code)
 

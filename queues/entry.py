@@ -26,7 +26,15 @@ from django.utils import timezone
 from events.enqueue_keys import UnusableKey, verification_key
 from events.models import AccessCode, EnqueueTokenUse, EntryPolicy, Event
 
-from .refusals import AccessCodeRefused, AccessCodeUsed, EnqueueTokenRefused, EnqueueTokenUsed, EntryClosed
+from .entry_guessing import EntryAttempt
+from .refusals import (
+    AccessCodeRefused,
+    AccessCodeUsed,
+    EnqueueTokenRefused,
+    EnqueueTokenUsed,
+    EntryClosed,
+    EntryRefused,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,18 +46,20 @@ MAX_UPLOAD_CODES = 100_000  # one upload; more go in several
 
 @dataclass(frozen=True)
 class Credentials:
-    """What a fan brought to join: the invitation's enqueue token, an access code (either may be absent)."""
+    """What a fan brought to join: the invitation's enqueue token, an access code (either may be absent), and
+    the client address it came from (queues/entry_guessing.py counts failures per address too)."""
 
     enqueue_token: str | None = None
     access_code: str | None = None
+    address: str = ""
 
     @classmethod
-    def read(cls, values) -> Credentials:
+    def read(cls, values, address: str = "") -> Credentials:
         """From a request body or a socket's query (a mapping of str; anything else counts as absent)."""
         def text(name: str) -> str | None:
             value = values.get(name) if hasattr(values, "get") else None
             return value.strip() or None if isinstance(value, str) else None
-        return cls(enqueue_token=text("enqueue_token"), access_code=text("access_code"))
+        return cls(enqueue_token=text("enqueue_token"), access_code=text("access_code"), address=address)
 
 
 NO_CREDENTIALS = Credentials()
@@ -121,12 +131,19 @@ OPEN_PASS = Pass()
 
 def check(event: Event, user, credentials: Credentials) -> Pass:
     """The fan's right to take a place at `event` (which holds none yet), checked but not spent. `reject` is
-    `refuse_if_closed`'s, asked first of every fan."""
-    if event.entry_policy == EntryPolicy.INVITE_ONLY:
-        return TokenPass(event, user, _verified_jti(event, user, credentials.enqueue_token))
-    if event.entry_policy == EntryPolicy.CODES:
+    `refuse_if_closed`'s, asked first of every fan. A fan or address locked for guessing (queues/entry_guessing.py)
+    is refused before the code or token is looked at; a refused one is counted."""
+    if event.entry_policy not in (EntryPolicy.INVITE_ONLY, EntryPolicy.CODES):
+        return OPEN_PASS
+    attempt = EntryAttempt(user, credentials.address)
+    attempt.refuse_if_locked()
+    try:
+        if event.entry_policy == EntryPolicy.INVITE_ONLY:
+            return TokenPass(event, user, _verified_jti(event, user, credentials.enqueue_token))
         return CodePass(_usable_code(event, user, credentials.access_code), user)
-    return OPEN_PASS
+    except EntryRefused as refusal:
+        attempt.refused(refusal)
+        raise
 
 
 @contextmanager

@@ -16,114 +16,50 @@ success deletes the address's count too.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import time
-from dataclasses import dataclass
 from typing import ClassVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.views import LoginView
-from django.core.cache import cache
 from django.forms.forms import NON_FIELD_ERRORS
 from django.http import HttpResponse
 from django.utils.translation import ngettext
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.throttling import BaseThrottle
 from rest_framework_simplejwt.views import TokenObtainPairView
 
+from .failure_counts import CountedAttempt, FailureCount, Lockout, client_address, digest
 from .refusals import Refusal
 
 KEY_PREFIX = "login_defence"
 
 
-class LoginLocked(Refusal):
+class LoginLocked(Lockout, Refusal):
     """Too many failed logins: nothing is checked until `Retry-After` seconds have passed."""
 
-    code, detail, http_status = "login_locked", "Too many failed logins for this username: wait `Retry-After` " \
-                                                 "seconds (the right password is refused too until then).", 429
+    code, detail = "login_locked", "Too many failed logins for this username: wait `Retry-After` seconds (the " \
+                                   "right password is refused too until then)."
     codes: ClassVar[dict[str, str]] = {
         "login_locked": detail,
         "login_address_locked": "Too many failed logins from this address (many usernames): wait `Retry-After` "
                                 "seconds. Successful logins are never counted.",
     }
 
-    def __init__(self, code: str, retry_after: int):
-        super().__init__(self.codes[code], code=code)
-        self.retry_after = retry_after
 
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+class LoginAttempt(CountedAttempt):
+    """One login attempt's two counts; the views call `refuse_if_locked` (before the password is even hashed: a
+    locked username or address costs no CPU), then `failed` (a wrong password) or `succeeded`."""
 
-
-@dataclass(frozen=True)
-class FailureCount:
-    """One counted thing (a username, an address): failures within a window, then a lock as long as the window."""
-
-    code: str  # the refusal's code while locked
-    key: str
-    limit: int
-    seconds: int
-
-    def locked_for(self) -> int:
-        """Seconds left of this lock, 0 when not locked. The lock holds its own end (the cache has no TTL read)."""
-        ends_at = cache.get(f"{self.key}:lock")
-        return max(1, math.ceil(ends_at - time.time())) if ends_at is not None else 0
-
-    def add_failure(self) -> bool:
-        """Count one failure (atomic INCR on Redis: every Daphne counts into one number); True if it locked.
-        The window starts at the first failure; the count restarts after a lock."""
-        if self.limit <= 0:
-            return False
-        cache.add(self.key, 0, self.seconds)
-        try:
-            failures = cache.incr(self.key)
-        except ValueError:  # the window ended between add and incr: this failure opens the next one
-            cache.add(self.key, 1, self.seconds)
-            failures = 1
-        if failures < self.limit:
-            return False
-        cache.set(f"{self.key}:lock", time.time() + self.seconds, self.seconds)
-        cache.delete(self.key)
-        return True
-
-    def reset(self) -> None:
-        cache.delete(self.key)
-
-
-def _digest(text: str) -> str:
-    """Keys of a fixed shape whatever the client sent (length, spaces, case: `Alice` and `alice` count as one)."""
-    return hashlib.sha256(text.casefold().encode()).hexdigest()[:32]
-
-
-class LoginAttempt:
-    """One login attempt's two counts; the views call `refuse_if_locked`, then `failed` or `succeeded`."""
+    lockout = LoginLocked
 
     def __init__(self, request, username: object):
-        address = BaseThrottle().get_ident(request)  # DRF's: honours NUM_PROXIES like every other throttle
         username = username if isinstance(username, str) else ""
         self.username = None if not username.strip() else FailureCount(
-            "login_locked", f"{KEY_PREFIX}:username:{_digest(username.strip())}",
+            "login_locked", f"{KEY_PREFIX}:username:{digest(username.strip())}",
             settings.QMS_LOGIN_FAILURES_PER_USERNAME, settings.QMS_LOGIN_USERNAME_LOCK_SECONDS)
-        self.address = FailureCount(
-            "login_address_locked", f"{KEY_PREFIX}:address:{_digest(address or '')}",
-            settings.QMS_LOGIN_FAILURES_PER_ADDRESS, settings.QMS_LOGIN_ADDRESS_LOCK_SECONDS)
-
-    def _counts(self) -> list[FailureCount]:
-        return [count for count in (self.username, self.address) if count is not None]
-
-    def refuse_if_locked(self) -> None:
-        """Raise LoginLocked before the password is even hashed: a locked username or address costs no CPU."""
-        for count in self._counts():
-            if seconds := count.locked_for():
-                raise LoginLocked(count.code, seconds)
-
-    def failed(self) -> None:
-        """Count a wrong password; raise LoginLocked if this failure is the one that locks."""
-        locked = [count for count in self._counts() if count.add_failure()]
-        if locked:
-            raise LoginLocked(locked[0].code, locked[0].seconds)
+        super().__init__(self.username, FailureCount(
+            "login_address_locked", f"{KEY_PREFIX}:address:{digest(client_address(request))}",
+            settings.QMS_LOGIN_FAILURES_PER_ADDRESS, settings.QMS_LOGIN_ADDRESS_LOCK_SECONDS))
 
     def succeeded(self) -> None:
         """The username starts over; the address keeps its count (see the module docstring)."""

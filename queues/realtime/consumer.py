@@ -22,6 +22,7 @@ from django.conf import settings
 from events.models import Event
 
 from .. import admission, entry, metrics
+from ..failure_counts import client_address, socket_request
 from ..protocol import CloseCode, FanState, MessageType
 from ..refusals import EventNotFound, Refusal
 from ..store import get_store
@@ -139,7 +140,8 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
         query = {name: values[0] for name, values in
                  parse_qs(self.scope.get("query_string", b"").decode("latin-1")).items()}
         status = admission.enter(event, self.user, pow_challenge=query.get("pow_challenge"),
-                                 pow_solution=query.get("pow_solution"), credentials=entry.Credentials.read(query))
+                                 pow_solution=query.get("pow_solution"),
+                                 credentials=entry.Credentials.read(query, client_address(socket_request(self.scope))))
         replaced = get_store().mark_connected(event.id, self.user.id, self.channel_name)
         return event, status, replaced
 

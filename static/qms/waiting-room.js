@@ -396,7 +396,19 @@
 
   function isEntryRefusal(body) {
     const code = body && typeof body.code === "string" ? body.code : "";
-    return code === "entry_closed" || code.startsWith("enqueue_token_") || code.startsWith("access_code_");
+    return code === "entry_closed" || code.startsWith("enqueue_token_") || code.startsWith("access_code_") ||
+      code.startsWith("entry_attempts_");
+  }
+
+  // Too many wrong codes or invitations (queues/entry_guessing.py): nothing is checked for `retry_after` seconds.
+  function lockWords(refusal) {
+    const minutes = Math.max(1, Math.ceil((Number(refusal.retry_after) || 60) / 60));
+    const text = refusal.code === "entry_attempts_address_locked"
+      ? ngettext("Too many failed attempts to join from your network. Please try again in %(minutes)s minute.",
+        "Too many failed attempts to join from your network. Please try again in %(minutes)s minutes.", minutes)
+      : ngettext("Too many failed attempts to join. Please try again in %(minutes)s minute.",
+        "Too many failed attempts to join. Please try again in %(minutes)s minutes.", minutes);
+    return fmt(text, { minutes: num(minutes) });
   }
 
   const INVITE_WORDS = {
@@ -418,16 +430,17 @@
     if (code === "entry_closed") {
       setText("wr-closed-message", refusal.message || _("The organiser has closed this queue for now. Nobody can join at the moment."));
       finish("entryclosed", _("This sale is closed."));
-    } else if (code.startsWith("access_code_")) {
+    } else if (code.startsWith("access_code_") || (code.startsWith("entry_attempts_") && cfg.entryPolicy === "codes")) {
       cfg.accessCode = null;
-      const words = CODE_WORDS[code];
+      const words = code.startsWith("entry_attempts_") ? () => lockWords(refusal) : CODE_WORDS[code];
       const note = $("wr-code-error");
       note.hidden = !words;
       setText("wr-code-error", words ? words() : "");
       finish("code", words ? words() : _("Enter your access code to join the queue."));
       $("wr-code").focus();
     } else {
-      const words = INVITE_WORDS[code] || (() => _("This invitation link is not valid for this queue."));
+      const words = code.startsWith("entry_attempts_") ? () => lockWords(refusal)
+        : INVITE_WORDS[code] || (() => _("This invitation link is not valid for this queue."));
       setText("wr-invite-detail", words());
       finish("invite", words());
     }
@@ -597,7 +610,7 @@
         break;
       case MSG.ERROR:
         if (msg.challenge) { pendingChallenge = msg.challenge; } // close POW_REQUIRED follows: solve it
-        lastRefusal = { code: msg.code, detail: msg.detail };
+        lastRefusal = { code: msg.code, detail: msg.detail, retry_after: msg.retry_after };
         break;
       default:
         break; // pong (its arrival is what counts), other error frames
