@@ -24,6 +24,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 FAN2 = ("fan2", "fan2-password-123")
 FILLER = ("fan3", "fan3-password-123")
+GUESSER = ("fan4", "fan4-password-123")  # locked out of codes by its test (at every event): nobody else's login
 
 _CREATE_USERS = """
 from django.contrib.auth import get_user_model
@@ -39,8 +40,8 @@ class QMSServer(EmbeddedServer):
     """`manage.py serve` with the demo logins plus FAN2 and FILLER; events are made per test over the API."""
 
     def __init__(self, workdir: Path, **env: str):
-        super().__init__(workdir, seed=[("seed_demo",), ("shell", "-c", _CREATE_USERS.format(users=[FAN2, FILLER]))],
-                         ready_path="/healthz", **env)
+        users = _CREATE_USERS.format(users=[FAN2, FILLER, GUESSER])
+        super().__init__(workdir, seed=[("seed_demo",), ("shell", "-c", users)], ready_path="/healthz", **env)
         self._tokens: dict[str, str] = {}
 
     def token(self, login: tuple[str, str]) -> str:
