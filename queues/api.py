@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from events.models import Event
 
 from . import admission, entry
-from .failure_counts import client_address
+from .failure_counts import address_key
 from .gate import validated_return_url
 from .recent_events import recent_events
 from .refusals import EventNotFound, InvalidReturnUrl, NotInQueue
@@ -83,7 +83,7 @@ class QueueView(APIView):
             event = get_event(event_id)
         result = admission.enter(event, request.user,
                                  pow_challenge=pow_body.get("challenge"), pow_solution=pow_body.get("solution"),
-                                 credentials=entry.Credentials.read(request.data, client_address(request)))
+                                 credentials=entry.Credentials.read(request.data, address_key(request)))
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
         return Response(QueueStatusSerializer(result, context={"return_url": back}).data, status=code)
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 from django.core.cache import cache
-from django.http.request import HttpHeaders
-from rest_framework.throttling import BaseThrottle
+
+from .client_address import client_address
 
 
 @dataclass(frozen=True)
@@ -60,20 +58,9 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.casefold().encode()).hexdigest()[:32]
 
 
-def client_address(request) -> str:
-    """The client's address (an HTTP request, or a socket's `socket_request`): DRF's reading, which honours
-    NUM_PROXIES like every throttle."""
-    return BaseThrottle().get_ident(request) or ""
-
-
-def socket_request(scope: Mapping) -> SimpleNamespace:
-    """What `client_address` reads of a request (the peer, `X-Forwarded-For`), from a socket's ASGI scope."""
-    client = scope.get("client") or ("",)
-    headers = dict(scope.get("headers") or [])
-    meta = {"REMOTE_ADDR": str(client[0] or "")}
-    if b"x-forwarded-for" in headers:
-        meta["HTTP_X_FORWARDED_FOR"] = headers[b"x-forwarded-for"].decode("latin-1")
-    return SimpleNamespace(META=meta, headers=HttpHeaders(meta))
+def address_key(request) -> str:
+    """The client's address as a count's key (queues/client_address.py: trusted proxies honoured)."""
+    return str(client_address(request) or "")
 
 
 class Lockout:

@@ -28,7 +28,7 @@ from django.utils.translation import ngettext
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.views import TokenObtainPairView
 
-from .failure_counts import CountedAttempt, FailureCount, Lockout, client_address, digest
+from .failure_counts import CountedAttempt, FailureCount, Lockout, address_key, digest
 from .refusals import Refusal
 
 KEY_PREFIX = "login_defence"
@@ -58,7 +58,7 @@ class LoginAttempt(CountedAttempt):
             "login_locked", f"{KEY_PREFIX}:username:{digest(username.strip())}",
             settings.QMS_LOGIN_FAILURES_PER_USERNAME, settings.QMS_LOGIN_USERNAME_LOCK_SECONDS)
         super().__init__(self.username, FailureCount(
-            "login_address_locked", f"{KEY_PREFIX}:address:{digest(client_address(request))}",
+            "login_address_locked", f"{KEY_PREFIX}:address:{digest(address_key(request))}",
             settings.QMS_LOGIN_FAILURES_PER_ADDRESS, settings.QMS_LOGIN_ADDRESS_LOCK_SECONDS))
 
     def succeeded(self) -> None:

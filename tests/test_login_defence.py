@@ -124,6 +124,25 @@ def test_a_spray_from_one_address_is_held_for_the_address_window(login, make_use
     assert login(fan.username, PASSWORD, ELSEWHERE)[0] == "ok"  # the lock is the address's, not the fans'
 
 
+def test_a_sprayer_cannot_spread_its_failures_over_forged_forwarded_addresses(make_user, settings):
+    """X-Forwarded-For is read from trusted proxies only (queues/client_address.py): from anyone else, every
+    failure counts against the peer's own address, whatever the header says."""
+    settings.QMS_LOGIN_FAILURES_PER_ADDRESS = 10
+    outcomes = [APIClient(REMOTE_ADDR=STADIUM, HTTP_X_FORWARDED_FOR=f"10.9.8.{i}").post(
+        "/api/auth/token/", {"username": f"victim{i}", "password": "wrong"}, format="json").status_code
+        for i in range(10)]
+    assert outcomes == [401] * 9 + [429]
+
+
+def test_behind_a_trusted_proxy_the_forwarded_client_is_counted_not_the_proxy(make_user, settings):
+    settings.QMS_LOGIN_FAILURES_PER_ADDRESS = 10
+    proxy = {"REMOTE_ADDR": "127.0.0.1"}  # QMS_TRUSTED_PROXIES' default
+    for i in range(12):  # twelve clients behind one nginx, one failure each: none is held
+        response = APIClient(**proxy, HTTP_X_FORWARDED_FOR=f"203.0.113.{i}").post(
+            "/api/auth/token/", {"username": f"victim{i}", "password": "wrong"}, format="json")
+        assert response.status_code == 401
+
+
 def test_a_success_does_not_reset_the_address_count(make_user, settings):
     """Else a sprayer with one valid account would log in with it between rounds and start over."""
     settings.QMS_LOGIN_FAILURES_PER_ADDRESS = 10

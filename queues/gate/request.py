@@ -1,22 +1,18 @@
 """The request a reverse proxy asks the gate about: method, scheme, host, URI and client address, read from the
 headers nginx (`X-Original-*`) or Traefik and Caddy (`X-Forwarded-*`) set on their auth sub-request.
 
-The client address comes from `X-Forwarded-For` / `X-Real-IP` only when the peer is one of
-`QMS_TRUSTED_PROXIES`; then it is the rightmost hop that is not itself trusted (what a visitor prepends to
-`X-Forwarded-For` is ignored).
+The client address is queues/client_address.py's, as for every per-address count.
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 from dataclasses import dataclass
 from functools import cached_property
 
-from django.conf import settings
 from django.http import HttpRequest
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+from ..client_address import Address, client_address
+
 DEFAULT_PORTS = ("80", "443")
 
 
@@ -27,47 +23,6 @@ def route_host(host: str) -> str:
     if sep and port in DEFAULT_PORTS and (":" not in name or name.endswith("]")):  # "[::1]:443", not "::443"
         return name
     return host
-
-
-def _parse_address(text: str) -> Address | None:
-    text = text.strip()
-    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
-        text = text[1:text.index("]")]
-    elif text.count(":") == 1:  # "203.0.113.9:5000"
-        text = text.split(":")[0]
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-@functools.lru_cache(maxsize=4)
-def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in cidrs)
-
-
-def trusted_proxies() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """`QMS_TRUSTED_PROXIES` parsed (once per distinct value)."""
-    return _networks(tuple(settings.QMS_TRUSTED_PROXIES))
-
-
-def _trusted(address: Address | None) -> bool:
-    return address is not None and any(address in network for network in trusted_proxies())
-
-
-def client_address(request: HttpRequest) -> Address | None:
-    """The visitor's address: the peer, or behind trusted proxies the rightmost untrusted forwarded hop."""
-    peer = _parse_address(request.META.get("REMOTE_ADDR", ""))
-    if not _trusted(peer):
-        return peer
-    hops = [hop for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
-    if not hops and request.headers.get("X-Real-IP"):
-        hops = [request.headers["X-Real-IP"]]
-    for hop in reversed(hops):
-        address = _parse_address(hop)
-        if not _trusted(address):
-            return address  # None for a hop that is no address: no address rule matches it
-    return _parse_address(hops[0]) if hops else peer
 
 
 def remove_dot_segments(path: str) -> str:

@@ -22,7 +22,8 @@ from django.conf import settings
 from events.models import Event
 
 from .. import admission, entry, metrics
-from ..failure_counts import client_address, socket_request
+from ..client_address import socket_request
+from ..failure_counts import address_key
 from ..protocol import CloseCode, FanState, MessageType
 from ..refusals import EventNotFound, Refusal
 from ..store import get_store
@@ -141,7 +142,7 @@ class QueueConsumer(AsyncJsonWebsocketConsumer):
                  parse_qs(self.scope.get("query_string", b"").decode("latin-1")).items()}
         status = admission.enter(event, self.user, pow_challenge=query.get("pow_challenge"),
                                  pow_solution=query.get("pow_solution"),
-                                 credentials=entry.Credentials.read(query, client_address(socket_request(self.scope))))
+                                 credentials=entry.Credentials.read(query, address_key(socket_request(self.scope))))
         replaced = get_store().mark_connected(event.id, self.user.id, self.channel_name)
         return event, status, replaced
 
