@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
+import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -32,6 +34,13 @@ def bounded(field: str) -> list:
     """The validators holding `field` within its BOUNDS."""
     low, high = BOUNDS[field]
     return [MinValueValidator(low), MaxValueValidator(high)]
+
+
+def new_draw_seed() -> str:
+    """The event's draw seed (issue 19, docs/ARCHITECTURE.md "The provably fair draw"): 32 bytes from the OS, in
+    hex. Made with the event, before anyone can join, and never changed: only its commitment is public until the
+    sale opens (`queues.draw` derives every pre-queue key from it and reveals it)."""
+    return secrets.token_hex(32)
 
 
 class QueueingMethod(models.TextChoices):
@@ -129,6 +138,9 @@ class Event(models.Model):
         default=dict, blank=True, help_text='Optional, per language: {"de": "..."}; others see the text above.',
     )
     crowd_message_updated_at = models.DateTimeField(null=True, blank=True)
+    # --- the provably fair draw (issue 19) ---
+    # Secret until the sale opens: editable=False keeps it out of every model form, and no serializer lists it.
+    draw_seed = models.CharField(max_length=64, default=new_draw_seed, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
     )
@@ -184,6 +196,12 @@ class Event(models.Model):
 
     def sale_open(self, now=None) -> bool:
         return (now or timezone.now()) >= self.sale_starts_at
+
+    @property
+    def draw_commitment(self) -> str:
+        """SHA-256 of the draw seed's 32 bytes, in hex: public from the event's creation, so the seed revealed
+        at the opening can be checked to be the one fixed before anyone joined."""
+        return hashlib.sha256(bytes.fromhex(self.draw_seed)).hexdigest()
 
 
 # --- what the gate's routes and bypass rules may hold (issue 15) ------------------------------------------

@@ -82,6 +82,9 @@ class EventSerializer(serializers.ModelSerializer):
     crowd_message = serializers.CharField(
         required=False, allow_blank=True, max_length=MESSAGE_MAX_LENGTH,
         help_text="Plain text every waiting fan sees at once, until cleared (blank clears it, translations too).")
+    draw_commitment = serializers.CharField(
+        read_only=True, help_text="SHA-256 of the event's draw seed, hex: the seed itself is revealed at the opening "
+                                  "(GET /api/events/<id>/draw/).")
     crowd_message_translations = serializers.DictField(
         child=serializers.CharField(allow_blank=True, max_length=MESSAGE_MAX_LENGTH), required=False,
         help_text='Optional, per page language: {"de": "..."}; fans of other languages see `crowd_message`.')
@@ -95,9 +98,9 @@ class EventSerializer(serializers.ModelSerializer):
             "session_mode", "session_idle_seconds", "session_max_seconds", "routes", "bypass_rules",
             "created_by", "created_at", "updated_at",
             "entry_policy", "closed_message", "enqueue_key",
-            "crowd_message", "crowd_message_translations", "crowd_message_updated_at",
+            "crowd_message", "crowd_message_translations", "crowd_message_updated_at", "draw_commitment",
         ]
-        read_only_fields = ["created_by", "created_at", "updated_at", "crowd_message_updated_at"]
+        read_only_fields = ["created_by", "created_at", "updated_at", "crowd_message_updated_at", "draw_commitment"]
         extra_kwargs = {"enqueue_key": {"write_only": True}}  # the shared secret never leaves QMS again
 
     def validate_enqueue_key(self, value: str) -> str:

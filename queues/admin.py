@@ -31,7 +31,7 @@ from rest_framework.exceptions import ValidationError
 
 from events.models import BypassRule, Event, ProtectedRoute
 
-from . import admission
+from . import admission, draw
 from .access_code_admin import access_codes_summary
 from .models import Admission
 from .operations import OPERATIONS, Operation, problems
@@ -178,7 +178,8 @@ class EventAdmin(admin.ModelAdmin):
     list_filter = ("queue_enabled", "queueing_method", "paused", "sale_starts_at")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = ("created_by", "created_at", "updated_at", "crowd_message_updated_at", "access_codes")
+    readonly_fields = ("created_by", "created_at", "updated_at", "crowd_message_updated_at", "access_codes",
+                       "draw_commitment", "draw_seed_revealed")
     form = _with_message_fields(CrowdMessageForm)
     date_hierarchy = "sale_starts_at"
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
@@ -195,6 +196,7 @@ class EventAdmin(admin.ModelAdmin):
         (_("Message to the waiting crowd"), {"fields": (
             *(form_field(argument.name) for argument in ANNOUNCE.arguments),
             "crowd_message_updated_at")}),
+        (_("Provably fair draw"), {"fields": ("draw_commitment", "draw_seed_revealed")}),
         ("Record", {"fields": ("created_by", "created_at", "updated_at")}),
     )
 
@@ -236,6 +238,16 @@ class EventAdmin(admin.ModelAdmin):
     @admin.display(description=_("access codes"))
     def access_codes(self, obj: Event) -> str:
         return access_codes_summary(obj)
+
+    @admin.display(description=_("draw commitment"))
+    def draw_commitment(self, obj: Event) -> str:
+        return obj.draw_commitment if obj.pk else "-"
+
+    @admin.display(description=_("draw seed"))
+    def draw_seed_revealed(self, obj: Event) -> str:
+        """Shown only from the opening on, like everywhere else (queues/draw.py): not even staff see it before."""
+        seed = draw.revealed_seed(obj) if obj.pk else None
+        return seed or _("Revealed when the sale opens.")
 
     @admin.display(description=_("waiting room"))
     def waiting_room_link(self, obj: Event) -> str:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -26,7 +25,7 @@ from django.utils import timezone
 from events import crowd_message
 from events.models import Event, QueueingMethod, SessionMode
 
-from . import challenge, entry, metrics, tokens
+from . import challenge, draw, entry, metrics, tokens
 from .health_gate import site_healthy
 from .models import Admission
 from .protocol import RETURN_TOKEN_PARAMETER, FanState
@@ -46,10 +45,6 @@ logger = logging.getLogger(__name__)
 
 UNLIMITED = 1e9  # rate and burst of events whose queue is switched off
 
-# Draws the pre-queue keys: an OS-seeded generator (tests may swap in a seeded one).
-prequeue_rng: random.Random = random.SystemRandom()
-
-
 @dataclass(frozen=True, kw_only=True)
 class QueueStatus:
     """What a fan sees: their place, or their admission."""
@@ -66,6 +61,7 @@ class QueueStatus:
     admission: Admission | None = None
     created: bool = False
     message: dict | None = None  # the operator's message to the waiting crowd (events/crowd_message.py)
+    draw_rank: int | None = None  # a fan drawn from the pre-queue: their place at the opening (queues/draw.py)
 
 
 @dataclass(frozen=True)
@@ -239,7 +235,8 @@ def join(event: Event, user) -> QueueStatus:
         opens_at = event.prequeue_opens_at.isoformat()
         raise QueueNotOpen(f"The queue opens at {opens_at}.", opens_at=opens_at)
     prequeue = in_prequeue(event)
-    place = store.join(event.id, user.id, prequeue_key=prequeue_rng.random() if prequeue else None, now=_now())
+    place = store.join(event.id, user.id, prequeue_key=draw.prequeue_key(event, user.id) if prequeue else None,
+                       now=_now())
     if place.created:
         logger.info("join", extra={"event_id": event.id, "user_id": user.id, "ticket": place.ticket})
         metrics.count_join(event.id)
@@ -250,7 +247,7 @@ def join(event: Event, user) -> QueueStatus:
         return status(event, user) or _status_from_place(event, place)
     if place.state == FanState.ADMITTED:
         return status(event, user)
-    return _status_from_place(event, place)
+    return _with_draw_rank(event, user, _status_from_place(event, place))
 
 
 @dataclass(frozen=True)
@@ -279,7 +276,8 @@ async def join_socket(event: Event, user, connection: str) -> SocketJoin:
     """
     prequeue = in_prequeue(event)
     place, replaced = await get_store().ajoin_connected(
-        event.id, user.id, connection, prequeue_key=prequeue_rng.random() if prequeue else None, now=_now())
+        event.id, user.id, connection, prequeue_key=draw.prequeue_key(event, user.id) if prequeue else None,
+        now=_now())
     if place.created:
         logger.info("join", extra={"event_id": event.id, "user_id": user.id, "ticket": place.ticket})
         metrics.count_join(event.id)
@@ -308,8 +306,17 @@ def status(event: Event, user) -> QueueStatus | None:
         if admission is None:
             store.forget(event.id, user.id, place.place_id)
             return None
-        return _admitted_status(event, admission, place)
-    return _status_from_place(event, place)
+        return _with_draw_rank(event, user, _admitted_status(event, admission, place))
+    return _with_draw_rank(event, user, _status_from_place(event, place))
+
+
+def _with_draw_rank(event: Event, user, found: QueueStatus) -> QueueStatus:
+    """The status with the fan's rank in the pre-queue's draw, once it is recorded (one indexed query; none
+    before the opening). Not on the socket's event-loop join: its `queued` frame goes without."""
+    if found.state == FanState.PREQUEUE:
+        return found
+    rank = draw.rank_of(event, user.id)
+    return replace(found, draw_rank=rank) if rank is not None else found
 
 
 def leave(event: Event, user) -> bool:
@@ -438,6 +445,7 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
         snapshot = store.snapshot(event.id)
         sync_gate_activity(event)
         admitted = _recover_pending(event, snapshot.pending)
+        draw.record_at_opening(event)  # before anyone is admitted: the pre-queue as drawn
         waiting, served, abandoned = snapshot.waiting, snapshot.served, 0
         open_now = not event.paused and (event.sale_open() or admits_on_join(event))
         site_busy = open_now and not extra and not site_healthy(event)
@@ -448,9 +456,9 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
             if extra:
                 rate, burst, free = UNLIMITED, float(extra), min(free, extra)
             now = _now()
-            draw = prequeue_rng.getrandbits(31) if event.queueing_method == QueueingMethod.RANDOM else None
+            seed = draw.tick_seed(event, snapshot.served) if event.queueing_method == QueueingMethod.RANDOM else None
             batch = store.admit_batch(event.id, limit=free, rate_per_second=rate, burst=burst, now=now,
-                                      abandon_before=now - settings.QMS_ABANDON_GRACE_SECONDS, draw_seed=draw)
+                                      abandon_before=now - settings.QMS_ABANDON_GRACE_SECONDS, draw_seed=seed)
             issued = _issue(event, batch.admitted)
             metrics.count_admissions(event.id, len(issued))
             admitted += issued

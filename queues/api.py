@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+from django.http import StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
@@ -9,12 +13,14 @@ from rest_framework.views import APIView
 
 from events.models import Event
 
-from . import admission, entry
+from . import admission, draw, entry
 from .failure_counts import address_key
 from .gate import validated_return_url
 from .recent_events import recent_events
-from .refusals import EventNotFound, InvalidReturnUrl, NotInQueue
+from .refusals import DrawNotRevealed, EventNotFound, InvalidReturnUrl, NotInQueue
 from .serializers import (
+    DrawEntriesSerializer,
+    DrawSerializer,
     ErrorSerializer,
     QueueStatsSerializer,
     QueueStatusSerializer,
@@ -101,6 +107,47 @@ class QueueView(APIView):
         if not admission.leave(get_event(event_id, recent=True), request.user):
             raise NotInQueue()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DrawView(APIView):
+    """The pre-queue's draw (docs/ARCHITECTURE.md "The provably fair draw"): the seed's commitment always, the
+    seed itself from the opening on. For anyone, logged in or not."""
+
+    permission_classes = [permissions.AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(responses={200: DrawSerializer, **ERRORS})
+    def get(self, request, event_id: int):
+        event = get_event(event_id, recent=True)
+        body = {**draw.summary(event), "entries_url": reverse("draw-entries", args=[event.id])}
+        return Response(DrawSerializer(body).data)
+
+
+class DrawEntriesView(APIView):
+    """The pre-queue's draw in the queue's order at the opening: rank, ticket and key of each fan, no user ids.
+    Streamed in one JSON document (a large pre-queue is megabytes), fixed once written: caches may keep it."""
+
+    permission_classes = [permissions.AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(responses={200: DrawEntriesSerializer, **ERRORS})
+    def get(self, request, event_id: int):
+        event = get_event(event_id, recent=True)
+        if not draw.revealed(event):
+            raise DrawNotRevealed()
+        if draw.recorded(event) is None:
+            raise DrawNotRevealed(DrawNotRevealed.codes["draw_not_recorded"], code="draw_not_recorded")
+        response = StreamingHttpResponse(_entries_document(event), content_type="application/json")
+        response["Cache-Control"] = "public, max-age=3600"
+        return response
+
+
+def _entries_document(event):
+    """`{"entries": [{"rank", "ticket", "key"}, ...]}` written a row at a time."""
+    yield '{"entries": ['
+    for index, (rank, ticket, key) in enumerate(draw.entries(event)):
+        yield ("," if index else "") + json.dumps({"rank": rank, "ticket": ticket, "key": key})
+    yield "]}"
 
 
 class QueueStatsView(APIView):

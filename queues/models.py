@@ -54,6 +54,40 @@ class Admission(models.Model):
         return self.released_at is None and self.expires_at > (now or timezone.now())
 
 
+# --- the provably fair draw (issue 19, queues/draw.py) -------------------------------------------------------
+
+class Draw(models.Model):
+    """The pre-queue's draw as it stood at the opening, recorded once by the first tick after it."""
+
+    event = models.OneToOneField("events.Event", primary_key=True, on_delete=models.CASCADE, related_name="draw")
+    recorded_at = models.DateTimeField()
+    size = models.PositiveIntegerField(help_text="Fans drawn: the pre-queue at the opening.")
+
+    def __str__(self) -> str:
+        return f"draw of event {self.event_id}: {self.size} fans"
+
+
+class DrawEntry(models.Model):
+    """One drawn fan: their place at the opening (`rank`, 1-based, the queue's own order), ticket and key.
+
+    The user stays here (a fan's `draw_rank` survives their admission) and never leaves through the API."""
+
+    event = models.ForeignKey("events.Event", on_delete=models.CASCADE, related_name="draw_entries")
+    rank = models.PositiveIntegerField()
+    ticket = models.PositiveBigIntegerField()
+    key = models.CharField(max_length=16, help_text="The first 8 bytes of the fan's HMAC, in hex.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "rank"], name="one_draw_entry_per_rank"),
+            models.UniqueConstraint(fields=["event", "user"], name="one_draw_entry_per_fan"),
+        ]
+
+    def __str__(self) -> str:
+        return f"event {self.event_id} rank {self.rank}: ticket {self.ticket}"
+
+
 # --- webhooks (docs/API.md "Webhooks") ---------------------------------------------------------------------
 
 class WebhookEventType(models.TextChoices):

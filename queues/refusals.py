@@ -57,6 +57,16 @@ class NotInQueue(Refusal):
     code, detail, http_status = "not_in_queue", "You hold no place in this queue.", 404
 
 
+class DrawNotRevealed(Refusal):
+    """The pre-queue's draw entries (queues/draw.py) exist only from the opening on."""
+
+    code, detail, http_status = "draw_not_revealed", "The draw is revealed when the sale opens.", 409
+    codes: ClassVar[dict[str, str]] = {
+        "draw_not_revealed": detail,
+        "draw_not_recorded": "The sale has opened; the draw is recorded by the next admission tick: retry in a second.",
+    }
+
+
 class QueueClosed(Refusal):
     """The event accepts no new joins; fans already queued keep their place."""
 

@@ -37,6 +37,8 @@ class QueueStatusSerializer(serializers.Serializer):
     admission = AdmissionTokenSerializer(allow_null=True)
     message = CrowdMessageSerializer(allow_null=True, help_text="The operator's message to the waiting crowd; null "
                                                                 "when there is none.")
+    draw_rank = serializers.IntegerField(allow_null=True, help_text="A fan drawn from the pre-queue: their place "
+                                                                   "at the opening (kept after admission).")
 
     def to_representation(self, status: QueueStatus) -> dict:
         admission = None
@@ -49,6 +51,28 @@ class QueueStatusSerializer(serializers.Serializer):
                                              self.context.get("return_url")),
             }
         return super().to_representation({**status.__dict__, "admission": admission})
+
+
+class DrawSerializer(serializers.Serializer):
+    algorithm = serializers.CharField(help_text="hmac-sha256-v1 (docs/ARCHITECTURE.md, \"The provably fair draw\").")
+    commitment = serializers.CharField(help_text="SHA-256 of the seed's 32 bytes, hex: public from the start.")
+    seed = serializers.CharField(allow_null=True, help_text="The seed's 32 bytes in hex; null before the opening.")
+    prequeue_size = serializers.IntegerField(
+        allow_null=True, help_text="Fans drawn (as recorded at the opening); before it, fans in the pre-queue now.")
+    opened = serializers.BooleanField(help_text="The sale has opened: the seed is revealed.")
+    recorded = serializers.BooleanField(help_text="The draw's entries are recorded (the first tick after the "
+                                                  "opening).")
+    entries_url = serializers.CharField()
+
+
+class DrawEntrySerializer(serializers.Serializer):
+    rank = serializers.IntegerField(help_text="1-based place at the opening.")
+    ticket = serializers.IntegerField()
+    key = serializers.CharField(help_text="HMAC-SHA256(seed, \"<event id>:<user id>\")[:8] in hex.")
+
+
+class DrawEntriesSerializer(serializers.Serializer):
+    entries = DrawEntrySerializer(many=True)
 
 
 class QueueStatsSerializer(serializers.Serializer):

@@ -41,7 +41,7 @@ def test_join_status_and_leave(store, make_event, make_user):
     assert joined.status_code == 201
     assert joined.json() | {"sale_starts_at": None} == {
         "state": "waiting", "ticket": 1, "position": 1, "ahead": 0, "waiting": 1, "served": 0, "eta_seconds": 1,
-        "paused": True, "sale_starts_at": None, "admission": None, "message": None,
+        "paused": True, "sale_starts_at": None, "admission": None, "message": None, "draw_rank": None,
     }
     assert first.post(url).status_code == 200  # joining again keeps the ticket
     second.post(url)

@@ -1,4 +1,5 @@
-"""Fairness: the pre-queue is a uniform shuffle drawn at the opening; after it, first come first served."""
+"""Fairness: the pre-queue is a uniform shuffle (keys derived from the event's draw seed, queues/draw.py); after the
+opening, first come first served."""
 
 from __future__ import annotations
 
@@ -25,12 +26,15 @@ def chi_square(table: list[list[int]], expected: float) -> float:
 
 
 def placements(store, event, fans, trials: int, *, before_opening: bool) -> list[list[int]]:
-    """[join order][position after the opening]: how often each joiner ended up at each place."""
+    """[join order][position after the opening]: how often each joiner ended up at each place, each trial an
+    event with a seed of its own (drawn from a seeded generator: the run is the same every time)."""
+    seeds = random.Random(20261125)
     placed_at = [[0] * FANS for _ in range(FANS)]
     for _ in range(trials):
         store.reset(event.id)
         starts = timezone.now() + (timedelta(hours=1) if before_opening else -timedelta(seconds=1))
-        Event.objects.filter(pk=event.pk).update(sale_starts_at=starts, paused=True)
+        Event.objects.filter(pk=event.pk).update(sale_starts_at=starts, paused=True,
+                                                 draw_seed=seeds.randbytes(32).hex())
         event.refresh_from_db()
         for fan in fans:
             assert admission.join(event, fan).state == ("prequeue" if before_opening else "waiting")
@@ -46,8 +50,7 @@ def fans():
     return [users.objects.create(username=f"pre{i}") for i in range(FANS)]
 
 
-def test_prequeue_order_is_a_uniform_shuffle(store, make_event, fans, monkeypatch):
-    monkeypatch.setattr(admission, "prequeue_rng", random.Random(20261125))
+def test_prequeue_order_is_a_uniform_shuffle(store, make_event, fans):
     event = make_event()
     placed_at = placements(store, event, fans, TRIALS, before_opening=True)
     statistic = chi_square(placed_at, TRIALS / FANS)

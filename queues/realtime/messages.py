@@ -32,6 +32,8 @@ def queued_message(status: QueueStatus) -> dict:
         "served": status.served,
         "paused": status.paused,
         "sale_starts_at": _iso(status.sale_starts_at) if status.sale_starts_at else None,
+        # Set when the join went through the service (not the event loop's store-only join); the HTTP status has it.
+        "draw_rank": status.draw_rank,
     }
 
 

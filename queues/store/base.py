@@ -158,6 +158,11 @@ class BaseQueueStore:
         """
         raise NotImplementedError
 
+    def prequeue_order(self, event_id: int) -> list[tuple[int, int]]:
+        """(user, ticket) of every fan waiting in the pre-queue (a key below 1), in the queue's order: the draw
+        as it stands, recorded at the opening (queues/draw.py). O(pre-queue), once per event."""
+        raise NotImplementedError
+
     def confirm_admitted(self, event_id: int, user_ids: list[int]) -> None:
         """Pending users whose ledger rows exist become admitted."""
         raise NotImplementedError

@@ -211,6 +211,11 @@ class MemoryQueueStore(BaseQueueStore):
     def _popped(queue: _EventQueue, user_id: int, score: float) -> Popped:
         return Popped(user_id=user_id, ticket=queue.ticket[user_id], score=score, place_id=queue.place_id[user_id])
 
+    def prequeue_order(self, event_id):
+        with self._lock:
+            queue = self._queue(event_id)
+            return [(user_id, queue.ticket[user_id]) for _, user_id in queue.waiting.irange(maximum=(1.0, -1))]
+
     def confirm_admitted(self, event_id, user_ids):
         with self._lock:
             queue = self._queue(event_id)

@@ -31,6 +31,8 @@ from .base import (
 
 logger = logging.getLogger(__name__)
 
+PREQUEUE_READ_CHUNK = 10_000  # tickets read per HMGET by `prequeue_order`
+
 # The KEYS of every script, in order: (the name scripts use, the key's suffix in Redis).
 _KEYS = (
     ("waiting", "waiting"),  # sorted set: user -> score (lower goes first)
@@ -459,6 +461,16 @@ class RedisQueueStore(BaseQueueStore):
             for i in range(0, len(flat), 4)
         ]
         return BatchResult(admitted, int(abandoned), int(waiting), int(served))
+
+    def prequeue_order(self, event_id):
+        waiting, tickets = self.keys(event_id)[:2]
+        users = self.client.zrangebyscore(waiting, "-inf", "(1")
+        order = []
+        for start in range(0, len(users), PREQUEUE_READ_CHUNK):  # HMGET in slices: no reply of 100,000 at once
+            chunk = users[start:start + PREQUEUE_READ_CHUNK]
+            order += [(int(user), int(ticket)) for user, ticket in zip(chunk, self.client.hmget(tickets, chunk),
+                                                                       strict=True) if ticket is not None]
+        return order
 
     def confirm_admitted(self, event_id, user_ids):
         if user_ids:
