@@ -71,7 +71,8 @@ class TokenLoginView(TokenObtainPairView):
     """SimpleJWT's token login behind the login defence (a wrong password is its `no_active_account`)."""
 
     def post(self, request, *args, **kwargs):
-        attempt = LoginAttempt(request, request.data.get(get_user_model().USERNAME_FIELD))
+        body = request.data if hasattr(request.data, "get") else {}  # a JSON list: the serializer's 400
+        attempt = LoginAttempt(request, body.get(get_user_model().USERNAME_FIELD))
         attempt.refuse_if_locked()
         try:
             response = super().post(request, *args, **kwargs)

@@ -175,3 +175,10 @@ def test_the_login_page_says_so_in_german(make_user, settings):
     assert "Zu viele fehlgeschlagene Anmeldungen für diesen Benutzernamen" in page
     assert "15 Minuten" in page
     assert "_auth_user_id" not in response.wsgi_request.session  # not logged in
+
+
+@pytest.mark.parametrize("body", [[None, None], "alice", 7])
+def test_a_login_body_that_is_no_object_is_a_clear_400(body):
+    """The fuzzer's find: the defence read the username from a JSON list before the serializer refused it."""
+    response = APIClient(REMOTE_ADDR=STADIUM).post("/api/auth/token/", body, format="json")
+    assert response.status_code == 400
