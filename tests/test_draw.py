@@ -190,7 +190,7 @@ def test_the_seed_is_not_readable_before_the_opening_and_is_after(store, make_ev
             "queue status": fan_client(fan).get(f"/api/events/{event.id}/queue/").content.decode(),
             "waiting room": page.get(f"/events/{event.id}/waiting-room/").content.decode(),
             "admin": admin.get(f"/admin/events/event/{event.id}/change/").content.decode(),
-            "logs": caplog.text,
+            "logs": caplog.text + "".join(repr(vars(record)) for record in caplog.records),  # extras too
         }
 
     before = everything_readable()
