@@ -44,6 +44,7 @@ urlpatterns = [
     path("jsi18n/", cache_page(JAVASCRIPT_CATALOG_SECONDS)(JavaScriptCatalog.as_view()), name="javascript-catalog"),
     path("", pages.landing, name="landing"),
     path("events/<int:event_id>/waiting-room/", pages.waiting_room, name="waiting-room"),
+    path("events/<int:event_id>/draw/", pages.draw_explained, name="draw-explained"),  # the fair draw, for anyone
     path("demo/reservation/", pages.demo_reservation, name="demo-reservation"),
 ]
 

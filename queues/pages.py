@@ -7,6 +7,7 @@ import time
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
@@ -14,7 +15,7 @@ from django.views.decorators.http import require_http_methods
 
 from events.models import Event
 
-from . import admission
+from . import admission, draw
 from .gate import validated_return_url
 from .protocol import page_protocol
 from .refusals import Refusal
@@ -62,6 +63,27 @@ def waiting_room(request: HttpRequest, event_id: int) -> HttpResponse:
         "server_now_ms": int(time.time() * 1000),
         "ws_path": f"/ws/events/{event.id}/queue/",
         "status_url": f"/api/events/{event.id}/queue/",
+        # The fair draw (issue 19): the commitment to note before the opening, what static/qms/draw-check.js
+        # needs to recompute the fan's key after it (`user_id`), and the public page that explains it.
+        "draw_commitment": "" if event.sale_open() else event.draw_commitment,
+        "draw_url": reverse("draw", args=[event.id]),
+        "draw_page_url": reverse("draw-explained", args=[event.id]),
+        "user_id": request.user.pk,
+    })
+
+
+@never_cache  # the seed appears at the opening: no copy of the page from before it may be served after
+def draw_explained(request: HttpRequest, event_id: int) -> HttpResponse:
+    """The fair draw in plain words for anyone (no login): the rule, this event's commitment and, from the
+    opening, its seed, a ten-line verifier, and what the scheme proves and what it does not."""
+    event = Event.objects.filter(pk=event_id).first()
+    if event is None:
+        return render(request, "queues/event_not_found.html", status=404)
+    return render(request, "queues/draw_explained.html", {
+        "event": event,
+        "draw": {"commitment": event.draw_commitment, "seed": draw.revealed_seed(event)},
+        "draw_url": reverse("draw", args=[event.id]),
+        "entries_url": reverse("draw-entries", args=[event.id]),
     })
 
 

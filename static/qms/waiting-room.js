@@ -571,6 +571,7 @@
         attempts = 0;
         stopPolling();
         S.ticket = msg.ticket;
+        tellPlace(msg);
         if (msg.state === STATE.PREQUEUE) { enterPrequeue(msg); } else { placeFrom(msg); }
         break;
       case MSG.PROGRESS:
@@ -746,8 +747,16 @@
     return { status: response.status, body: data };
   }
 
+  // draw-check.js offers "Check the draw" to a fan drawn from the pre-queue: the place (frame or status) says so.
+  function tellPlace(place) {
+    root.dispatchEvent(new CustomEvent("qms:place", {
+      detail: { state: place.state, ticket: place.ticket,
+        drawRank: typeof place.draw_rank === "number" ? place.draw_rank : null } }));
+  }
+
   function applyStatus(body) {
     if ("message" in body) { showCrowdMessage(body.message); }
+    tellPlace(body);
     if (body.state === STATE.ADMITTED && body.admission) {
       admitted(body.admission.redirect_url, body.admission.expires_at, body.admission.token);
     } else if (body.state === STATE.PREQUEUE) {
