@@ -4,6 +4,9 @@ import os
 
 from celery import Celery
 
+from . import broker
+
+broker.install()  # before any broker connection: a failover must not end the worker
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qms_project.settings")
 
 app = Celery("qms")

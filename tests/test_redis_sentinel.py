@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import pytest
 from channels_redis.core import RedisChannelLayer
 from django.core.cache.backends.redis import RedisCache
-from kombu import Connection
+from kombu import Connection, Exchange, Queue
+from kombu.common import ignore_errors
 
 from qms_project import redis_config
 from queues.store import build_store
@@ -31,6 +32,7 @@ class Users:
     store: BaseQueueStore
     cache: RedisCache
     old_master: int
+    worker_cleanup_error: Exception | None = None  # what the worker's broker cleanup raised (it must not)
     new_master: int = 0
 
 
@@ -42,6 +44,41 @@ def channel_layer(location: redis_config.RedisLocation, prefix: str) -> RedisCha
 def broker(location: redis_config.RedisLocation) -> Connection:
     url, options = redis_config.celery_broker(location)
     return Connection(url, transport_options=options, connect_timeout=5)
+
+
+def holding_a_message(location: redis_config.RedisLocation, prefix: str) -> Connection:
+    """A broker connection as a busy worker's is when the master dies: one message delivered and not yet
+    acknowledged (a task running with acks_late), the next BRPOP sent, and a fanout queue of its own
+    listened to (the worker's remote control)."""
+    connection = broker(location)
+    queue = Queue(f"{prefix}.held")
+    control = Queue(f"{prefix}.control", Exchange(f"{prefix}.control", type="fanout"), auto_delete=True)
+    connection.Producer().publish({"n": 1}, routing_key=queue.name, declare=[queue])
+    held = []
+    connection.Consumer([queue, control], callbacks=[lambda body, message: held.append(message)]).consume()
+    connection.drain_events(timeout=5)
+    assert len(held) == 1
+    for _ in range(10):  # the fanout's subscription replies, then nothing more: the BRPOP stays in flight
+        try:
+            connection.drain_events(timeout=0.2)
+        except TimeoutError:
+            return connection
+    raise AssertionError("the connection kept receiving")
+
+
+def clean_up_as_a_worker(connection: Connection) -> Exception | None:
+    """What Celery's consumer does when its broker connection breaks (Consumer.on_connection_error_after_connected),
+    before it reconnects: collect the connection, ignoring whatever that raises, then close it, ignoring
+    connection errors. Returns what escaped (Celery calls it unrecoverable and the worker exits)."""
+    try:
+        connection.collect(socket_timeout=2)
+    except Exception:  # noqa: BLE001 - as Celery does
+        pass
+    try:
+        ignore_errors(connection, connection.close)
+    except Exception as escaped:  # noqa: BLE001 - the test reports it
+        return escaped
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +100,9 @@ def failed_over(tmp_path_factory):
         with broker(location).SimpleQueue(f"{prefix}.q") as queue:
             queue.put({"n": 1})
         group.wait_replicated()
+        worker_broker = holding_a_message(location, prefix)
         group.nodes["master"].kill()
+        users.worker_cleanup_error = clean_up_as_a_worker(worker_broker)  # at once: no master to be found yet
         users.new_master = group.wait_promoted(users.old_master)
         yield users
 
@@ -109,3 +148,8 @@ def test_the_celery_broker_follows_the_master(failed_over):
             message = queue.get(timeout=10)
             message.ack()
             assert message.payload == expected
+
+
+def test_a_worker_holding_a_message_survives_losing_the_master(failed_over):
+    """Stock kombu 5.7 raised AttributeError from that close, which ended the worker (qms_project/broker.py)."""
+    assert failed_over.worker_cleanup_error is None

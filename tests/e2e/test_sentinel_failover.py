@@ -111,6 +111,7 @@ def test_a_master_killed_mid_sale_fails_over_and_the_sale_goes_on(on_sentinels):
         "seconds_to_promotion": round(promoted_after, 2),
         "seconds_until_admission_resumes": round(min((at for _, _, at in ledger if at > killed_at),
                                                      default=float("inf")) - killed_at, 2),
+        "seconds_until_last_admission": round(max(at for _, _, at in ledger) - killed_at, 2),
         "lost_place": sum(len(set(j.tickets)) > 1 for j in journeys),  # queued again under a new ticket
         "tokens_twice_to_one_fan": sum(len(set(j.tokens)) > 1 for j in journeys),
         "ledger_rows_twice_for_one_fan": len(ledger) - len(admitted),
@@ -121,12 +122,16 @@ def test_a_master_killed_mid_sale_fails_over_and_the_sale_goes_on(on_sentinels):
     }
     print("failover:", json.dumps(measured))
 
-    assert measured["tokens_twice_to_one_fan"] == 0, measured
-    assert measured["ledger_rows_twice_for_one_fan"] == 0, measured
-    assert measured["seconds_until_admission_resumes"] < SALE_DEADLINE, f"{measured}\n{topology.logs()}"
+    failure = f"{measured}\n{topology.logs()}\nevery log in {topology.log_dir}"
+    assert measured["tokens_twice_to_one_fan"] == 0, failure
+    assert measured["ledger_rows_twice_for_one_fan"] == 0, failure
+    # The sale went on by itself to its end: the worker and beat followed the new master (nothing restarted
+    # them), every fan who still held a place was admitted, and every admission reached its fan's socket.
+    assert measured["still_waiting"] == 0, failure
+    assert measured["admitted_without_admitted_frame"] == 0, failure
     if wait_replicas:
         # Every acknowledged join and pop was on the replica before it answered: a failover loses none.
-        assert (measured["lost_place"], measured["admissions_lost"]) == (0, 0), measured
+        assert (measured["lost_place"], measured["admissions_lost"]) == (0, 0), failure
 
 
 def kill_master(group) -> tuple[float, float]:
