@@ -29,9 +29,14 @@ OPENING_DEADLINE_S = 20
 
 
 def prequeue_event(qms) -> dict:
-    """An event in its pre-queue, paused so nobody leaves the queue once it opens (the draw is recorded anyway)."""
-    return qms.create_event(name="Fair draw", sale_starts_in=timedelta(minutes=10), paused=True,
-                            reservation_url="https://tickets.example/r")
+    """An event in its pre-queue, paused so nobody leaves the queue once it opens (the draw is recorded anyway).
+    Its id is no fan's user id: a key of "user:event" instead of "event:user" must not pass by coincidence."""
+    user_ids = {qms.user_id(login) for login in (FAN, *OTHERS)}
+    while True:
+        event = qms.create_event(name="Fair draw", sale_starts_in=timedelta(minutes=10), paused=True,
+                                 reservation_url="https://tickets.example/r")
+        if str(event["id"]) not in user_ids:
+            return event
 
 
 def join_over_api(qms, event: dict, logins) -> None:
