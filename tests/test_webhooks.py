@@ -9,6 +9,7 @@ import warnings
 from datetime import timedelta
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -96,6 +97,18 @@ def test_a_host_name_that_resolves_to_loopback_is_refused(settings):
     settings.QMS_WEBHOOK_ALLOWED_HOSTS = []
     with pytest.raises(addresses.AddressRefused, match="127.0.0.1"):
         addresses.resolve("http://localhost:9/hook")
+
+
+def test_a_save_refuses_what_needs_no_lookup_and_leaves_names_to_the_delivery(settings):
+    """A staff member's save never waits on a resolver (an unreachable one takes 5 s per name): address
+    literals and `localhost` are refused at once; a name is resolved, and refused if need be, at each delivery."""
+    settings.QMS_WEBHOOK_ALLOWED_HOSTS = []
+    for url in ("http://127.0.0.1/hook", "http://[::1]/hook", "http://10.1.2.3/hook", "http://api.localhost/hook"):
+        with pytest.raises(ValidationError):
+            addresses.validate_receiver_url(url)
+    addresses.validate_receiver_url("https://receiver.invalid/hook")  # no lookup: .invalid never resolves
+    with pytest.raises(addresses.AddressRefused, match="does not resolve"):
+        addresses.resolve("https://receiver.invalid/hook")
 
 
 @pytest.mark.parametrize("allowed", ["localhost", "127.0.0.1"])

@@ -1,9 +1,10 @@
 """The guard against receivers pointed at the QMS host's own or private services (SSRF).
 
-A receiver's host is resolved at every delivery (not only when the endpoint is saved: DNS can change in
-between), and every address it resolves to must be public; the connection is then made to one of those
-checked addresses, so a second lookup cannot swap in another. `QMS_WEBHOOK_ALLOWED_HOSTS` lists host names
-or addresses exempt from the check (a receiver on the operator's own network).
+A receiver's host is resolved at every delivery (a save checks only what needs no DNS lookup: address
+literals and `localhost`; DNS can change in between anyway), and every address it resolves to must be public;
+the connection is then made to one of those checked addresses, so a second lookup cannot swap in another.
+`QMS_WEBHOOK_ALLOWED_HOSTS` lists host names or addresses exempt from the check (a receiver on the operator's
+own network).
 """
 
 from __future__ import annotations
@@ -83,10 +84,28 @@ def resolve(url: str) -> Target:
     return Target(scheme, host, port, path, addresses)
 
 
+def check_without_resolving(url: str) -> None:
+    """What can be refused without a DNS lookup: not http(s), an address literal that is not public, a
+    `localhost` name (RFC 6761: always loopback). Names are resolved at every delivery (`resolve`)."""
+    scheme, host, port, path = parse(url)
+    if host in allowed_hosts():
+        return
+    if host == "localhost" or host.endswith(".localhost"):
+        raise AddressRefused(f"{host} is loopback; list it in QMS_WEBHOOK_ALLOWED_HOSTS to allow it")
+    try:
+        reason = refusal(host.strip("[]"))
+    except ValueError:
+        return  # a name: checked when it is resolved, at each delivery
+    if reason is not None:
+        raise AddressRefused(f"{host} resolves to {host} ({reason}); list it in QMS_WEBHOOK_ALLOWED_HOSTS to allow it")
+
+
 def validate_receiver_url(url: str) -> None:
-    """The model's validator (admin form, staff API): the guard at save time too, to tell the operator at once.
+    """The model's validator (admin form, staff API): the guard at save time too, to tell the operator at once,
+    without a DNS lookup (a save must not wait on a resolver: an unreachable one took 5 s per name here; the
+    delivery's lookup is the guard that counts, since DNS can change after the save anyway).
     Its own code: the admin's form replaces a model error coded `invalid` by its generic "Enter a valid URL"."""
     try:
-        resolve(url)
+        check_without_resolving(url)
     except AddressRefused as refused:
         raise ValidationError(str(refused), code="receiver_refused") from None
