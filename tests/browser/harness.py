@@ -18,7 +18,7 @@ from pathlib import Path
 import jwt
 
 from queues.management.commands.seed_demo import FAN, OPERATOR
-from tests.e2e.servers import EmbeddedServer, http_json
+from tests.e2e.servers import AccessTokens, EmbeddedServer, http_json
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -42,16 +42,11 @@ class QMSServer(EmbeddedServer):
     def __init__(self, workdir: Path, **env: str):
         users = _CREATE_USERS.format(users=[FAN2, FILLER, GUESSER])
         super().__init__(workdir, seed=[("seed_demo",), ("shell", "-c", users)], ready_path="/healthz", **env)
-        self._tokens: dict[str, str] = {}
+        self._tokens = AccessTokens()
 
     def token(self, login: tuple[str, str]) -> str:
         """A JWT access token for the login (cached)."""
-        if login[0] not in self._tokens:
-            status, body = http_json("POST", f"{self.base}/api/auth/token/",
-                                     {"username": login[0], "password": login[1]})
-            assert status == 200, body
-            self._tokens[login[0]] = body["access"]
-        return self._tokens[login[0]]
+        return self._tokens.get(self.base, login)
 
     def user_id(self, login: tuple[str, str]) -> str:
         return str(jwt.decode(self.token(login), options={"verify_signature": False})["user_id"])
@@ -129,12 +124,13 @@ def room(event: dict) -> str:
 
 
 def log_in(page, base: str, login: tuple[str, str], next_path: str) -> None:
-    """Through the login form, as a fan would (the page sends them back to `next_path`)."""
+    """Through the login form, as a fan would (the page sends them back to `next_path`). The fields are found by
+    their ids, so the form may be in any language."""
     page.goto(f"{base}{next_path}")
     if "/accounts/login/" in page.url:
-        page.get_by_label("Username").fill(login[0])
-        page.get_by_label("Password").fill(login[1])
-        page.get_by_role("button", name="Log in").click()
+        page.locator("#id_username").fill(login[0])
+        page.locator("#id_password").fill(login[1])
+        page.locator("#id_password").press("Enter")
         page.wait_for_url(f"{base}{next_path}")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from .harness import FAN, FAN2, room
+from .harness import FAN, FAN2, log_in, room
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -33,11 +33,7 @@ def test_a_waiting_fan_sees_the_message_appear_and_go_without_a_reload_and_marku
     german_context = browser.new_context(locale="de-DE")  # Accept-Language: de-DE, so the page is German
     try:
         german = german_context.new_page()
-        german.goto(f"{qms.base}{room(event)}")  # the login form, in German: found by its fields' ids
-        german.locator("#id_username").fill(FAN2[0])
-        german.locator("#id_password").fill(FAN2[1])
-        german.locator("#id_password").press("Enter")
-        german.wait_for_url(f"{qms.base}{room(event)}")
+        log_in(german, qms.base, FAN2, room(event))  # the form in German
         expect(german.locator("#wr-crowd")).to_contain_text("Nachricht des Veranstalters")  # in its first frames
         expect(german.locator("#wr-crowd-text")).to_have_text("Einlass um 8 — <b>pünktlich</b>")
 

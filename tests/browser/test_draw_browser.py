@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.servers import http_json
 
-from .harness import FAN, FAN2, FILLER, GUESSER, room
+from .harness import FAN, FAN2, FILLER, GUESSER, log_in, room
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -138,11 +138,7 @@ def test_the_german_page_checks_the_draw_in_german(qms, browser):
     context = browser.new_context(locale="de-DE")  # Accept-Language: de-DE, so the page is German
     try:
         page = context.new_page()
-        page.goto(f"{qms.base}{room(event)}")  # the German login form, found by its fields' ids
-        page.locator("#id_username").fill(FAN2[0])
-        page.locator("#id_password").fill(FAN2[1])
-        page.locator("#id_password").press("Enter")
-        page.wait_for_url(f"{qms.base}{room(event)}")
+        log_in(page, qms.base, FAN2, room(event))  # the form in German
         expect(page.locator("#waiting-room")).to_have_attribute("data-state", "prequeue")
         expect(page.locator(".draw-commitment")).to_contain_text("Festlegung")
         draw = open_sale(qms, event)

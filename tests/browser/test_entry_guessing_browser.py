@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.servers import http_json
 
-from .harness import GUESSER, room
+from .harness import GUESSER, log_in, room
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -20,11 +20,7 @@ def test_ten_wrong_codes_lock_the_form_with_a_german_message(qms, browser):
     context = browser.new_context(locale="de-DE")  # Accept-Language: de-DE, so the page is German
     try:
         page = context.new_page()
-        page.goto(f"{qms.base}{room(event)}")  # the login form, in German: found by its fields' ids
-        page.locator("#id_username").fill(GUESSER[0])
-        page.locator("#id_password").fill(GUESSER[1])
-        page.locator("#id_password").press("Enter")
-        page.wait_for_url(f"{qms.base}{room(event)}")
+        log_in(page, qms.base, GUESSER, room(event))  # the form in German
         expect(page.locator("#waiting-room")).to_have_attribute("data-state", "code")
         note = page.locator("#wr-code-error")
         for attempt in range(10):

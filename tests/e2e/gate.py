@@ -18,7 +18,7 @@ from queues.management.commands.seed_demo import OPERATOR
 from tests.services import require_service
 from tests.sites import GatedOrigin
 
-from .servers import EmbeddedServer, Process, free_port, http_json, manage, wait_http, wait_until
+from .servers import AccessTokens, EmbeddedServer, Process, free_port, http_json, manage, wait_http, wait_until
 
 FAN_PASSWORD = "gate-fan-password-1"
 PUBLIC_PREFIX = "/public/"  # a path prefix bypass rule: the site's free pages
@@ -85,7 +85,7 @@ class GatedSite:
             raise
         self.event_id = json.loads(self.qms.seeded[1].strip().splitlines()[-1])["event"]
         self.cookie_name = f"qms_gate_{self.event_id}"
-        self._tokens: dict[str, str] = {}
+        self._tokens = AccessTokens()
         try:
             self.config = manage("qms_gate_config", "nginx", "--event", str(self.event_id), "--origin",
                                  self.origin.url, "--listen", str(self.port), "--qms", self.qms.base, env=self.qms.env)
@@ -112,12 +112,7 @@ class GatedSite:
 
     def token(self, login: tuple[str, str]) -> str:
         """An API access token for the login, obtained through the proxy (cached)."""
-        if login[0] not in self._tokens:
-            status, body = http_json("POST", f"{self.base}/api/auth/token/",
-                                     {"username": login[0], "password": login[1]})
-            assert status == 200, body
-            self._tokens[login[0]] = body["access"]
-        return self._tokens[login[0]]
+        return self._tokens.get(self.base, login)
 
     def queue(self, method: str, login: tuple[str, str], return_url: str) -> dict:
         """Join (POST) or read one's place (GET) through the HTTP API, asking to be sent to `return_url`."""

@@ -141,6 +141,20 @@ def http_json(method: str, url: str, body: dict | None = None, token: str | None
         return error.code, json.loads(raw) if raw else {}
 
 
+class AccessTokens:
+    """JWT access tokens of the logins, each obtained once from `base` (`POST /api/auth/token/`)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, str] = {}
+
+    def get(self, base: str, login: tuple[str, str]) -> str:
+        if login[0] not in self._tokens:
+            status, body = http_json("POST", f"{base}/api/auth/token/", {"username": login[0], "password": login[1]})
+            assert status == 200, body
+            self._tokens[login[0]] = body["access"]
+        return self._tokens[login[0]]
+
+
 class EmbeddedServer:
     """`manage.py serve` (the embedded default) on a free port with its own SQLite file, migrated and seeded.
 
