@@ -33,6 +33,7 @@ from events.models import BypassRule, Event, ProtectedRoute
 
 from . import admission, draw
 from .access_code_admin import access_codes_summary
+from .login_defence import DefendedAdminLoginForm
 from .models import Admission
 from .operations import OPERATIONS, Operation, problems
 from .refusals import Refusal
@@ -333,3 +334,4 @@ class EventAdmin(admin.ModelAdmin):
 
 
 admin.site.register(Event, EventAdmin)
+admin.site.login_form = DefendedAdminLoginForm  # the admin's login counts failures as every login does

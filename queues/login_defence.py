@@ -1,7 +1,7 @@
 """Login defence that keeps shared addresses working: FAILED logins are counted, per username and per address, on
 the shared cache; successful ones are never counted (a stadium's Wi-Fi or a carrier's NAT puts thousands of fans
-behind one address, and the on-sale is when they all log in). Both login paths use it: the token login
-(`POST /api/auth/token/`) and the page's session login (`/accounts/login/`).
+behind one address, and the on-sale is when they all log in). Every login uses it: the token login
+(`POST /api/auth/token/`), the page's session login (`/accounts/login/`) and the admin's (`/admin/login/`).
 
 - A username with `QMS_LOGIN_FAILURES_PER_USERNAME` failures within `QMS_LOGIN_USERNAME_LOCK_SECONDS` is locked
   for that long, from every address and even for the right password (`login_locked`); a successful login before
@@ -20,9 +20,11 @@ import math
 from typing import ClassVar
 
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
-from django.forms.forms import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.utils.translation import ngettext
 from rest_framework.exceptions import AuthenticationFailed
@@ -95,28 +97,43 @@ def lock_message(locked: LoginLocked) -> str:
                     minutes) % {"minutes": minutes}
 
 
-class PageLoginView(LoginView):
-    """Django's session login behind the same defence: a lock answers 429 with the form and a clear message."""
+class DefendedLoginForm(AuthenticationForm):
+    """Django's login form behind the defence: the page's, and with the admin's form mixed in, the admin's. A lock
+    is checked before the password (a locked username or address costs no hash) and is the form's error; a wrong
+    password counts a failure (an empty field does not); a success resets the username's count."""
 
-    def post(self, request, *args, **kwargs):
-        self.attempt = LoginAttempt(request, request.POST.get("username"))
+    locked: LoginLocked | None = None
+
+    def clean(self):
+        attempt = LoginAttempt(self.request, self.data.get("username"))
         try:
-            self.attempt.refuse_if_locked()
-            return super().post(request, *args, **kwargs)
+            attempt.refuse_if_locked()
+            try:
+                cleaned = super().clean()
+            except ValidationError as invalid:
+                if invalid.code == "invalid_login":
+                    attempt.failed()  # the failure that locks answers with the lock at once
+                raise
         except LoginLocked as locked:
-            return self.locked(locked)
+            self.locked = locked
+            raise ValidationError(lock_message(locked), code=locked.code) from None
+        attempt.succeeded()
+        return cleaned
 
-    def form_valid(self, form) -> HttpResponse:
-        self.attempt.succeeded()
-        return super().form_valid(form)
+
+class DefendedAdminLoginForm(DefendedLoginForm, AdminAuthenticationForm):
+    """The admin's login (`admin.site.login_form`): the same counts as every other login."""
+
+
+class PageLoginView(LoginView):
+    """The page's session login: a lock answers 429 with the form and a clear message."""
+
+    authentication_form = DefendedLoginForm
 
     def form_invalid(self, form) -> HttpResponse:
-        if form.has_error(NON_FIELD_ERRORS, "invalid_login"):  # wrong password, not an empty field
-            self.attempt.failed()
-        return super().form_invalid(form)
-
-    def locked(self, locked: LoginLocked) -> HttpResponse:
-        # Unbound (a bound form would check the password): the username stays, the password is not echoed back.
-        form = self.get_form_class()(self.request, initial={"username": self.request.POST.get("username", "")})
-        context = self.get_context_data(form=form, login_locked=lock_message(locked))
-        return self.render_to_response(context, status=429, headers=locked.headers())
+        if form.locked is None:
+            return super().form_invalid(form)
+        # Unbound (the lock is said once, above it): the username stays, the password is not echoed back.
+        unbound = self.get_form_class()(self.request, initial={"username": self.request.POST.get("username", "")})
+        context = self.get_context_data(form=unbound, login_locked=lock_message(form.locked))
+        return self.render_to_response(context, status=429, headers=form.locked.headers())

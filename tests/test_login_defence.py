@@ -182,3 +182,25 @@ def test_a_login_body_that_is_no_object_is_a_clear_400(body):
     """The fuzzer's find: the defence read the username from a JSON list before the serializer refused it."""
     response = APIClient(REMOTE_ADDR=STADIUM).post("/api/auth/token/", body, format="json")
     assert response.status_code == 400
+
+
+def admin_login(username: str, password: str, address: str = STADIUM) -> tuple[str, object]:
+    """`POST /admin/login/` from `address`: ("ok" | "wrong" | "locked", the response)."""
+    response = Client(REMOTE_ADDR=address).post("/admin/login/?next=/admin/", {"username": username,
+                                                                               "password": password})
+    if response.status_code == 302:
+        return "ok", response
+    return ("locked" if "Too many failed logins" in response.content.decode() else "wrong"), response
+
+
+def test_the_admin_login_counts_failures_as_every_login_does(make_user, settings):
+    """One count per username whatever the login: failures at the admin lock the token and page logins too,
+    and the admin refuses a locked username's right password without checking it."""
+    operator = make_user(is_staff=True, is_superuser=True)
+    limit = settings.QMS_LOGIN_FAILURES_PER_USERNAME
+    assert [admin_login(operator.username, "wrong")[0] for _ in range(limit - 1)] == ["wrong"] * (limit - 1)
+    assert admin_login(operator.username, PASSWORD)[0] == "ok"  # a success resets the username
+    assert [admin_login(operator.username, "wrong")[0] for _ in range(limit)] == ["wrong"] * (limit - 1) + ["locked"]
+    outcome, response = admin_login(operator.username, PASSWORD, ELSEWHERE)
+    assert outcome == "locked" and "_auth_user_id" not in response.wsgi_request.session
+    assert token_login(operator.username, PASSWORD)[0] == "login_locked"
