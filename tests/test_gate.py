@@ -111,6 +111,14 @@ def test_a_visitor_without_admission_is_sent_to_the_waiting_room_with_the_way_ba
     assert response["Cache-Control"] == "no-store"
 
 
+def test_refusals_are_not_logged_as_warnings_one_per_request(sale, store, caplog):
+    """Every request of every visitor not yet admitted is a 401: django.request must not warn about each."""
+    with caplog.at_level("WARNING", logger="django.request"):
+        assert ask().status_code == 401
+        assert ask(uri="/about").status_code == 403
+    assert [record for record in caplog.records if record.name == "django.request"] == []
+
+
 def test_deny_redirect_answers_302_and_a_public_url_names_the_waiting_room(sale, store, settings):
     settings.QMS_PUBLIC_URL = "https://queue.example"
     response = ask(gate="/gate/auth?deny=redirect", HTTP_X_FORWARDED_PROTO="https")

@@ -52,6 +52,9 @@ class Denied(Exception):
 def _answer(status: int, headers: dict[str, str]) -> HttpResponse:
     response = HttpResponse(status=status, headers=headers)
     response["Cache-Control"] = "no-store"  # a proxy must ask again for every request
+    # A 401 is the gate's everyday answer (every request of every visitor not yet admitted): not a warning for
+    # django.request to log each time (the proxy's access log has them; X-QMS-Reason says why).
+    response._has_been_logged = True
     return response
 
 
