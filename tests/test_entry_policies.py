@@ -270,6 +270,12 @@ class TestRejectHTTP:
         event.save()
         assert join(client, event).json()["ticket"] == ticket
 
+    def test_the_events_page_lists_a_closed_sale_as_closed_not_on_sale(self, make_event, client):
+        make_event(name="Closed for maintenance", entry_policy="reject")
+        card = client.get("/").content.decode().split("Closed for maintenance", 1)[1].split("</li>", 1)[0]
+        assert ">Closed</span>" in card
+        assert "On sale" not in card
+
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.asyncio
