@@ -1,4 +1,5 @@
-"""Screenshots for the README: the waiting room (pre-queue, waiting, admitted) and the admin live view.
+"""Screenshots for the README: the waiting room (pre-queue, waiting, admitted; the access-code form, a closed
+sale, the organiser's message, the draw checked after the opening) and the admin live view.
 
 Starts a real server (embedded default, its own SQLite file), fills a queue with
 a crowd over the API, and photographs each page in Debian's Chromium on desktop
@@ -14,7 +15,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +35,7 @@ OUT = ROOT / "docs" / "screenshots"
 DESKTOP = {"viewport": {"width": 1280, "height": 820}}
 MOBILE = {"viewport": {"width": 360, "height": 780}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 CROWD = 260
+OPENING_DEADLINE_S = 20
 
 _MINT_CROWD = """
 import json
@@ -55,6 +57,41 @@ def join(server: QMSServer, event: dict, tokens: list[str]) -> None:
     for token in tokens:
         status, body = http_json("POST", f"{server.base}/api/events/{event['id']}/queue/", token=token)
         assert status in (200, 201), body
+
+
+def open_sale(server: QMSServer, event: dict) -> None:
+    """Move the opening into the past and wait (with a deadline) for the tick to record the draw."""
+    past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    server.api("PATCH", f"/api/events/{event['id']}/", {"sale_starts_at": past})
+    deadline = time.monotonic() + OPENING_DEADLINE_S
+    while time.monotonic() < deadline:
+        if http_json("GET", f"{server.base}/api/events/{event['id']}/draw/entries/", None, None)[0] == 200:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the draw was not recorded within {OPENING_DEADLINE_S} s")
+
+
+def seen_in_prequeue(browser, state: dict, url: str) -> dict:
+    """The fan's browser state after seeing the pre-queue (and its commitment): the page offers the check after it."""
+    context = browser.new_context(storage_state=state)
+    page = context.new_page()
+    page.goto(url)
+    expect(page.locator("#waiting-room")).to_have_attribute("data-state", "prequeue")
+    seen = context.storage_state()
+    context.close()
+    return seen
+
+
+def message_shown(page) -> None:
+    expect(page.locator("#wr-crowd")).to_be_visible()
+    expect(page.locator("#wr-updated")).not_to_have_text("–", timeout=15_000)
+
+
+def check_the_draw(page) -> None:
+    page.get_by_role("button", name="Check the draw").click()
+    expect(page.locator("#wr-draw")).to_have_attribute("data-result", "pass")
+    page.mouse.move(0, 0)  # the picture shows the button at rest, not hovered
+    page.locator("#wr-draw").evaluate("box => box.scrollIntoView({block: 'center'})")  # on desktop: the results
 
 
 def shoot(browser, state: dict, path: str, name: str, ready, *, route_pending: str | None = None,
@@ -85,7 +122,24 @@ def main() -> None:
                                        reservation_url="https://tickets.example/book")
             open_ = server.create_event(name="Club Show — late release", admit_per_minute=600,
                                         reservation_url="https://tickets.example/book")
+            code = server.create_event(name="Fan-club presale", entry_policy="codes",
+                                       reservation_url="https://tickets.example/book")
+            closed = server.create_event(name="Summer Open Air — extra date", entry_policy="reject",
+                                         closed_message="The extra date is sold out.\n"
+                                                        "Returned tickets go on sale on Monday at 10:00.",
+                                         reservation_url="https://tickets.example/book")
+            told = server.create_event(name="Arena Live — second night", admit_per_minute=20, max_active=2000,
+                                       reservation_url="https://tickets.example/book")
+            # held so the fan stays in line after the opening (max_active 1 once resumed: one fan at most leaves)
+            drawn = server.create_event(name="Stadium Tour — Saturday night", sale_starts_in=timedelta(minutes=10),
+                                        paused=True, max_active=1, admit_per_minute=1,
+                                        reservation_url="https://tickets.example/book")
             join(server, soon, crowd[:150])
+            join(server, told, crowd[:120])
+            server.api("POST", f"/api/events/{told['id']}/queue/announce/",
+                       {"text": "Doors open at 19:00. Standing tickets are limited to 4 per order.",
+                        "text_de": "Einlass ab 19:00 Uhr. Stehplätze: höchstens 4 pro Bestellung."})
+            join(server, drawn, crowd[:90])
             join(server, busy, crowd[:180])
             server.api("POST", f"/api/events/{busy['id']}/queue/admit/", {"count": 35})
 
@@ -114,6 +168,17 @@ def main() -> None:
                 shoot(browser, fan_state, f"{server.base}/events/{open_['id']}/waiting-room/", "waiting-room-admitted",
                       lambda p: expect(p.locator("#waiting-room")).to_have_attribute("data-state", "admitted"),
                       route_pending="https://tickets.example/**")
+                shoot(browser, fan_state, f"{server.base}/events/{code['id']}/waiting-room/", "waiting-room-code",
+                      lambda p: expect(p.locator("#waiting-room")).to_have_attribute("data-state", "code"))
+                shoot(browser, fan_state, f"{server.base}/events/{closed['id']}/waiting-room/", "waiting-room-closed",
+                      lambda p: expect(p.locator("#waiting-room")).to_have_attribute("data-state", "entryclosed"))
+                shoot(browser, fan_state, f"{server.base}/events/{told['id']}/waiting-room/",
+                      "waiting-room-announcement", message_shown)
+                drawn_url = f"{server.base}/events/{drawn['id']}/waiting-room/"
+                drawn_state = seen_in_prequeue(browser, fan_state, drawn_url)
+                open_sale(server, drawn)
+                server.api("PATCH", f"/api/events/{drawn['id']}/", {"paused": False})
+                shoot(browser, drawn_state, drawn_url, "waiting-room-draw-check", check_the_draw)
                 shoot(browser, admin_state, f"{server.base}/admin/events/event/{busy['id']}/change/", "admin-live",
                       lambda p: expect(p.locator("[data-qms-updated]")).not_to_have_text("now", timeout=15_000),
                       settle_ms=1600)
