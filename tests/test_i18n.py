@@ -47,6 +47,12 @@ def test_the_login_page_is_translated(client):
     assert "Melden Sie sich an, um der Warteschlange beizutreten" in page
 
 
+def test_the_events_page_is_translated(client, make_event):
+    make_event(name="Tour", entry_policy="reject")
+    page = client.get("/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Im Verkauf" in page and "Geschlossen" in page and "Zum Warteraum" in page
+
+
 def test_the_javascript_catalog_carries_the_page_strings_in_german(client):
     response = client.get("/jsi18n/", HTTP_ACCEPT_LANGUAGE="de")
     body = response.content.decode()
