@@ -49,7 +49,7 @@ UNLIMITED = 1e9  # rate and burst of events whose queue is switched off
 class QueueStatus:
     """What a fan sees: their place, or their admission."""
 
-    state: FanState  # PREQUEUE, WAITING or ADMITTED (a PENDING fan sees WAITING, first in line)
+    state: FanState  # PREQUEUE, WAITING or ADMITTED (a PENDING fan: see `_pending_status`)
     ticket: int
     position: int | None = None
     ahead: int | None = None
@@ -167,7 +167,7 @@ def _status_from_place(event: Event, place: Place) -> QueueStatus:
     common = {"ticket": place.ticket, "waiting": place.waiting, "served": place.served, "paused": event.paused,
               "sale_starts_at": event.sale_starts_at, "message": crowd_message.public(event)}
     if place.state == FanState.PENDING:
-        # Popped by a tick that is writing the ledger right now: first in line.
+        # Popped by a tick whose ledger row for this place is not committed (yet): first in line.
         return QueueStatus(state=FanState.WAITING, position=1, ahead=0, eta_seconds=1, **common)
     if in_prequeue(event):
         return QueueStatus(state=FanState.PREQUEUE, created=place.created, **common)
@@ -190,6 +190,18 @@ def _live_admission_for(event: Event, user_id: int, place_id: str) -> Admission 
     if admission is not None and admission.is_live():
         return admission
     return None
+
+
+def _pending_status(event: Event, user, place: Place) -> QueueStatus:
+    """A fan popped by a tick that has not confirmed them. If the tick committed their ledger row (and then died
+    or is still publishing), they are admitted with that row's token: a worker down for minutes does not keep
+    them waiting for the next tick. Nothing is issued here; the row is the one truth, and the next tick sends
+    the same token. Without a row the tick is writing it now, or died before and the next one requeues them.
+    One indexed query, for pending fans only (a tick's few, or a dead tick's): waiting fans cost none."""
+    admission = _live_admission_for(event, user.id, place.place_id)
+    if admission is not None:
+        return _admitted_status(event, admission, place)
+    return _status_from_place(event, place)
 
 
 def enter(event: Event, user, *, pow_challenge: str | None = None, pow_solution: str | None = None,
@@ -245,7 +257,7 @@ def join(event: Event, user) -> QueueStatus:
         # in progress holds the lease for milliseconds: wait for it rather than leave the fan waiting.
         tick(event, lease_wait=1.0)
         return status(event, user) or _status_from_place(event, place)
-    if place.state == FanState.ADMITTED:
+    if place.state in (FanState.ADMITTED, FanState.PENDING):
         return status(event, user)
     return _with_draw_rank(event, user, _status_from_place(event, place))
 
@@ -271,8 +283,9 @@ async def join_socket(event: Event, user, connection: str) -> SocketJoin:
     the fan's socket. Only for events where `socket_join_needs_service` is False.
 
     The common case of a storm (a fan queued behind others, or already waiting) is answered here. A fan
-    admitted (the ledger holds their token) or first in line at an open sale (the tick admits them now)
-    gets `status=None`: the caller runs `enter` (in a thread), which finds the place this call made.
+    admitted (the ledger holds their token), pending (it may hold it: `_pending_status`) or first in line at
+    an open sale (the tick admits them now) gets `status=None`: the caller runs `enter` (in a thread), which
+    finds the place this call made.
     """
     prequeue = in_prequeue(event)
     place, replaced = await get_store().ajoin_connected(
@@ -281,7 +294,7 @@ async def join_socket(event: Event, user, connection: str) -> SocketJoin:
     if place.created:
         logger.info("join", extra={"event_id": event.id, "user_id": user.id, "ticket": place.ticket})
         metrics.count_join(event.id)
-    if place.state == FanState.ADMITTED or _may_admit_on_join(event, place):
+    if place.state in (FanState.ADMITTED, FanState.PENDING) or _may_admit_on_join(event, place):
         return SocketJoin(status=None, replaced=replaced)
     return SocketJoin(status=_status_from_place(event, place), replaced=replaced)
 
@@ -307,6 +320,8 @@ def status(event: Event, user) -> QueueStatus | None:
             store.forget(event.id, user.id, place.place_id)
             return None
         return _with_draw_rank(event, user, _admitted_status(event, admission, place))
+    if place.state == FanState.PENDING:
+        return _with_draw_rank(event, user, _pending_status(event, user, place))
     return _with_draw_rank(event, user, _status_from_place(event, place))
 
 
@@ -445,7 +460,7 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
         snapshot = store.snapshot(event.id)
         sync_gate_activity(event)
         admitted = _recover_pending(event, snapshot.pending)
-        draw.record_at_opening(event)  # before anyone is admitted: the pre-queue as drawn
+        draw.freeze_at_opening(event)  # before the first pop: the pre-queue as drawn (written later, off the tick)
         waiting, served, abandoned = snapshot.waiting, snapshot.served, 0
         open_now = not event.paused and (event.sale_open() or admits_on_join(event))
         site_busy = open_now and not extra and not site_healthy(event)
