@@ -326,9 +326,10 @@ def status(event: Event, user) -> QueueStatus | None:
 
 
 def _with_draw_rank(event: Event, user, found: QueueStatus) -> QueueStatus:
-    """The status with the fan's rank in the pre-queue's draw, once it is recorded (one indexed query; none
-    before the opening). Not on the socket's event-loop join: its `queued` frame goes without."""
-    if found.state == FanState.PREQUEUE:
+    """The status with the fan's rank in the pre-queue's draw, once it is recorded (one indexed query for a fan
+    who may have been drawn; none before the opening, nor for anyone who joined after it). Not on the socket's
+    event-loop join: its `queued` frame goes without."""
+    if found.state == FanState.PREQUEUE or not draw.may_have_rank(event, found.ticket):
         return found
     rank = draw.rank_of(event, user.id)
     return replace(found, draw_rank=rank) if rank is not None else found

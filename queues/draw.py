@@ -12,6 +12,7 @@ import hashlib
 import hmac
 
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from events.models import Event
@@ -88,6 +89,24 @@ def record_at_opening(event: Event) -> None:
 
 def recorded(event: Event) -> Draw | None:
     return Draw.objects.filter(event=event).first()
+
+
+# Per process: each recorded event's highest drawn ticket (a record never changes), keyed like `_recorded`.
+_highest_drawn: dict[tuple[int, object], int] = {}
+
+
+def may_have_rank(event: Event, ticket: int) -> bool:
+    """Whether a fan holding `ticket` can be in the event's draw. Tickets count joins, so everyone who joined
+    after the opening holds a higher one than every drawn fan: their status (polled every few seconds by HTTP
+    clients) asks the database nothing. Until the record exists, any fan may be (and `rank_of` answers None)."""
+    marker = (event.pk, event.created_at)
+    highest = _highest_drawn.get(marker)
+    if highest is None:
+        if not Draw.objects.filter(event=event).exists():
+            return True
+        highest = DrawEntry.objects.filter(event=event).aggregate(highest=Max("ticket"))["highest"] or 0
+        _highest_drawn[marker] = highest
+    return ticket <= highest
 
 
 def rank_of(event: Event, user_id: int) -> int | None:

@@ -12,7 +12,9 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -164,6 +166,24 @@ def test_fans_who_join_after_the_opening_have_no_draw_rank(store, make_event):
     fan = make_fans(1)[0]
     status = fan_client(fan).post(f"/api/events/{event.id}/queue/").json()
     assert (status["ticket"], status["draw_rank"]) == (1, None)
+
+
+def test_the_status_of_a_fan_who_joined_after_the_opening_reads_nothing_of_the_draw(store, make_event):
+    """Polling clients ask every few seconds: a ticket above every drawn one costs no draw query; a drawn fan's
+    still finds its rank."""
+    event = prequeue_event(make_event)
+    drawn, late = make_fans(2)
+    admission.join(event, drawn)
+    open_sale(event)
+    admission.tick(event)  # paused: the draw (one fan) is recorded
+    admission.join(event, late)
+    late_client, drawn_client = fan_client(late), fan_client(drawn)
+    late_client.get(f"/api/events/{event.id}/queue/")  # this process learns the highest drawn ticket once
+    with CaptureQueriesContext(connection) as queries:
+        status = late_client.get(f"/api/events/{event.id}/queue/").json()
+    assert status["draw_rank"] is None
+    assert not [query for query in queries if "queues_draw" in query["sql"]]
+    assert drawn_client.get(f"/api/events/{event.id}/queue/").json()["draw_rank"] == 1
 
 
 # --- the seed stays secret until the opening -------------------------------------------------------------------
