@@ -309,6 +309,8 @@ CELERY_BEAT_SCHEDULE = {
     "admission-ticks": {"task": "queues.tasks.schedule_ticks", "schedule": QMS_TICK_SECONDS},
     # One delivery run at a time (a lock): it sends while work is due, so this only restarts it.
     "webhook-deliveries": {"task": "queues.tasks.deliver_webhooks", "schedule": 1.0, "options": {"expires": 2.0}},
+    # The draw's record, written after the opening tick froze it (queues/draw.py); resumed if a run died.
+    "draw-records": {"task": "queues.tasks.record_draws", "schedule": 1.0, "options": {"expires": 2.0}},
 }
 
 # --- DRF ---------------------------------------------------------------------

@@ -461,7 +461,7 @@ def tick(event: Event, *, extra: int = 0, lease_wait: float = 0.0, publish: bool
         snapshot = store.snapshot(event.id)
         sync_gate_activity(event)
         admitted = _recover_pending(event, snapshot.pending)
-        draw.record_at_opening(event)  # before anyone is admitted: the pre-queue as drawn
+        draw.freeze_at_opening(event)  # before the first pop: the pre-queue as drawn (written later, off the tick)
         waiting, served, abandoned = snapshot.waiting, snapshot.served, 0
         open_now = not event.paused and (event.sale_open() or admits_on_join(event))
         site_busy = open_now and not extra and not site_healthy(event)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
+from datetime import UTC, datetime
 
 from django.db import transaction
 from django.db.models import Max
@@ -63,35 +65,73 @@ def revealed_seed(event: Event) -> str | None:
     return event.draw_seed if revealed(event) else None
 
 
-# Events whose draw this process has seen recorded, by (id, creation time): a flushed test database's id
-# handed out again is another event.
-_recorded: set[tuple[int, object]] = set()
+# Events whose draw this process has seen frozen, by (id, creation time): a flushed test database's id handed
+# out again is another event.
+_frozen: set[tuple[int, object]] = set()
 
 
-def record_at_opening(event: Event) -> None:
-    """Write the pre-queue's draw (rank in the queue's own order, ticket, key, user) once, at the first tick after
-    the opening and before it admits anyone. Later ticks pay one set lookup; the tick's lease and the one-row
-    `Draw` make a second tick write nothing."""
+def freeze_at_opening(event: Event) -> None:
+    """At the first tick after the opening, before its first pop: fix the pre-queue's draw as it stands (the
+    store copies each fan's key and ticket aside, `freeze_prequeue`). That copy is all the exact record needs:
+    the order follows from the keys, and the rows are written from it later, off the tick (`record`). Later
+    ticks pay one set lookup; the tick's lease makes a second tick copy nothing."""
     marker = (event.pk, event.created_at)
-    if marker in _recorded or not revealed(event):
+    if marker in _frozen or not revealed(event):
         return
-    if not Draw.objects.filter(event=event).exists():
-        order = get_store().prequeue_order(event.id)
-        with transaction.atomic():
-            _, created = Draw.objects.get_or_create(event=event, defaults={"recorded_at": timezone.now(),
-                                                                          "size": len(order)})
-            if created:
-                DrawEntry.objects.bulk_create(
-                    [DrawEntry(event=event, rank=rank, ticket=ticket, key=key_hex(event, user_id), user_id=user_id)
-                     for rank, (user_id, ticket) in enumerate(order, start=1)], batch_size=ENTRIES_WRITE_BATCH)
-    _recorded.add(marker)
+    store = get_store()
+    if store.frozen_prequeue(event.id) is None and not Draw.objects.filter(event=event).exists():
+        store.freeze_prequeue(event.id, at=time.time())
+    _frozen.add(marker)
+
+
+def record_batch(event: Event) -> bool:
+    """Write the frozen draw's next rows (rank, ticket, key, user), one transaction of up to
+    `ENTRIES_WRITE_BATCH`; True once the record is complete. Resumable and idempotent: it goes on after the
+    highest rank written, and a batch written twice (two recorders) keeps the first. The `Draw` row comes with
+    the last batch, so the record is public (`recorded`) only whole."""
+    if Draw.objects.filter(event=event).exists():
+        return True
+    store = get_store()
+    at, size = store.frozen_prequeue(event.id)
+    written = DrawEntry.objects.filter(event=event).aggregate(ranks=Max("rank"))["ranks"] or 0
+    order = store.frozen_prequeue_slice(event.id, written, ENTRIES_WRITE_BATCH)
+    if not order and written < size:
+        raise RuntimeError(f"the frozen draw of event {event.id} is gone after {written} of {size} rows")
+    with transaction.atomic():
+        DrawEntry.objects.bulk_create(
+            [DrawEntry(event=event, rank=rank, ticket=ticket, key=key_hex(event, user_id), user_id=user_id)
+             for rank, (user_id, ticket) in enumerate(order, start=written + 1)], ignore_conflicts=True)
+        complete = written + len(order) >= size
+        if complete:
+            Draw.objects.get_or_create(event=event, defaults={"recorded_at": datetime.fromtimestamp(at, UTC),
+                                                              "size": size})
+    return complete
+
+
+def record(event: Event) -> bool:
+    """Write the draw's record to its end if the draw is frozen and not yet recorded; True if it is recorded."""
+    frozen = get_store().frozen_prequeue(event.id)
+    if frozen is None:
+        return Draw.objects.filter(event=event).exists()
+    for _ in range(frozen[1] // ENTRIES_WRITE_BATCH + 2):  # every batch moves on: a record that does not, stops
+        if record_batch(event):
+            get_store().drop_frozen_prequeue(event.id)
+            return True
+    raise RuntimeError(f"the draw of event {event.id} was not recorded in {frozen[1]} rows")
+
+
+def record_opened() -> int:
+    """Record every opened event's draw that is not yet recorded (a Celery beat task, or the embedded server's
+    loop): after a crash the next run goes on where the last stopped. Returns how many were completed."""
+    return sum(record(event) for event in Event.objects.filter(draw__isnull=True,
+                                                               sale_starts_at__lte=timezone.now()))
 
 
 def recorded(event: Event) -> Draw | None:
     return Draw.objects.filter(event=event).first()
 
 
-# Per process: each recorded event's highest drawn ticket (a record never changes), keyed like `_recorded`.
+# Per process: each recorded event's highest drawn ticket (a record never changes), keyed like `_frozen`.
 _highest_drawn: dict[tuple[int, object], int] = {}
 
 
@@ -110,8 +150,10 @@ def may_have_rank(event: Event, ticket: int) -> bool:
 
 
 def rank_of(event: Event, user_id: int) -> int | None:
-    """The fan's place at the opening, if they were drawn from the pre-queue (kept after their admission)."""
-    return DrawEntry.objects.filter(event=event, user_id=user_id).values_list("rank", flat=True).first()
+    """The fan's place at the opening, if they were drawn from the pre-queue (kept after their admission): read
+    from the record once it is complete, None before."""
+    return DrawEntry.objects.filter(event=event, user_id=user_id, event__draw__isnull=False).values_list(
+        "rank", flat=True).first()
 
 
 def entries(event: Event):
@@ -122,8 +164,13 @@ def entries(event: Event):
 
 def summary(event: Event) -> dict:
     """What anyone may know of the draw now (`GET /api/events/<id>/draw/`): the seed only once revealed; the
-    pre-queue's size as recorded at the opening, or as it stands before it (None in between, for a second)."""
+    pre-queue's size as drawn at the opening (None until the first tick after it), or as it stands before it."""
     record = recorded(event) if revealed(event) else None
-    size = record.size if record else (None if revealed(event) else get_store().snapshot(event.id).waiting)
+    if record:
+        size = record.size
+    elif revealed(event):
+        size = (get_store().frozen_prequeue(event.id) or (None, None))[1]
+    else:
+        size = get_store().snapshot(event.id).waiting
     return {"algorithm": ALGORITHM, "commitment": event.draw_commitment, "seed": revealed_seed(event),
             "prequeue_size": size, "opened": revealed(event), "recorded": record is not None}

@@ -63,7 +63,7 @@ class DrawNotRevealed(Refusal):
     code, detail, http_status = "draw_not_revealed", "The draw is revealed when the sale opens.", 409
     codes: ClassVar[dict[str, str]] = {
         "draw_not_revealed": detail,
-        "draw_not_recorded": "The sale has opened; the draw is recorded by the next admission tick: retry in a second.",
+        "draw_not_recorded": "The sale has opened; the draw is being recorded: retry in a few seconds.",
     }
 
 

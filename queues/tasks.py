@@ -13,7 +13,7 @@ from django.conf import settings
 
 from events.models import Event
 
-from . import admission
+from . import admission, draw
 from .webhooks import delivery
 
 logger = logging.getLogger(__name__)
@@ -60,3 +60,10 @@ WEBHOOK_RUN_SECONDS = 20.0
 def deliver_webhooks() -> int:
     """Beat's every-second task: send due webhooks (returns at once while another run holds the turn)."""
     return delivery.run(WEBHOOK_RUN_SECONDS) or 0
+
+
+@shared_task(ignore_result=True)
+def record_draws() -> int:
+    """Beat's every-second task: write the record of each opened event's draw that the opening tick froze
+    (queues/draw.py), off the tick; a run cut short is resumed by the next."""
+    return draw.record_opened()

@@ -1,6 +1,6 @@
 """The provably fair draw (issue 19): pre-queue keys fixed by a committed seed, revealed at the opening, and an
-order anyone can check with the published rule. The verifier here is written from the issue's formula and
-imports nothing of queues.draw."""
+order anyone can check with the published rule. The verifier here is written from the issue's formula and uses
+nothing of queues.draw (whose recorder the opening's tests drive)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from rest_framework.test import APIClient
 
 from events.models import Event
 from queues import admission
+from queues import draw as recorder
 from queues.store import get_store
+from queues.tasks import record_draws
 from tests.fans import make_fans
 from tests.sockets import open_socket, session_headers
 
@@ -128,7 +130,8 @@ def test_the_order_at_the_opening_is_the_one_the_revealed_seed_gives(store, make
     early = anyone().get(f"/api/events/{event.id}/draw/entries/")
     assert (early.status_code, early.json()["code"]) == (409, "draw_not_revealed")
     open_sale(event)
-    admission.tick(event)  # paused: records the draw, admits nobody
+    admission.tick(event)  # paused: freezes the draw, admits nobody
+    record_draws()
     published = anyone().get(f"/api/events/{event.id}/draw/").json()
     entries = json.loads(b"".join(anyone().get(published["entries_url"]).streaming_content))["entries"]
 
@@ -149,7 +152,8 @@ def test_a_fan_keeps_the_draw_rank_after_admission(store, make_event):
     for fan in crowd:
         admission.join(event, fan)
     open_sale(event)
-    admission.tick(event)  # paused: the draw is recorded
+    admission.tick(event)  # paused: the draw is frozen
+    record_draws()
     ranks = {fan.id: fan_client(fan).get(f"/api/events/{event.id}/queue/").json()["draw_rank"] for fan in crowd}
     Event.objects.filter(pk=event.pk).update(paused=False)
     event.refresh_from_db()
@@ -175,7 +179,8 @@ def test_the_status_of_a_fan_who_joined_after_the_opening_reads_nothing_of_the_d
     drawn, late = make_fans(2)
     admission.join(event, drawn)
     open_sale(event)
-    admission.tick(event)  # paused: the draw (one fan) is recorded
+    admission.tick(event)  # paused: the draw (one fan) is frozen
+    record_draws()
     admission.join(event, late)
     late_client, drawn_client = fan_client(late), fan_client(drawn)
     late_client.get(f"/api/events/{event.id}/queue/")  # this process learns the highest drawn ticket once
@@ -184,6 +189,66 @@ def test_the_status_of_a_fan_who_joined_after_the_opening_reads_nothing_of_the_d
     assert status["draw_rank"] is None
     assert not [query for query in queries if "queues_draw" in query["sql"]]
     assert drawn_client.get(f"/api/events/{event.id}/queue/").json()["draw_rank"] == 1
+
+
+# --- the opening costs the first admissions nothing: the record is written after them ----------------------
+
+def published_entries(event: Event) -> tuple[dict, list[dict]]:
+    published = anyone().get(f"/api/events/{event.id}/draw/").json()
+    return published, json.loads(b"".join(anyone().get(published["entries_url"]).streaming_content))["entries"]
+
+
+def assert_recorded_as_verified(event: Event, tickets: dict[int, int]) -> list[int]:
+    """The complete record is the verifier's order of every pre-queue fan; returns that order (users)."""
+    published, entries = published_entries(event)
+    check_entries(published["seed"], published["commitment"], entries)
+    order = verifier_order(published["seed"], event.id, tickets)
+    assert published["prequeue_size"] == len(entries) == len(tickets)
+    assert [entry["ticket"] for entry in entries] == [tickets[user] for user in order]
+    assert [entry["key"] for entry in entries] == [verifier_key(published["seed"], event.id, u).hex() for u in order]
+    return order
+
+
+def test_the_opening_tick_admits_before_the_draw_is_recorded(store, make_event):
+    event = prequeue_event(make_event, admit_per_minute=600)
+    crowd = make_fans(PREQUEUE)
+    tickets = {fan.id: admission.join(event, fan).ticket for fan in crowd}
+    event.paused = False
+    event.save(update_fields=["paused"])
+    open_sale(event)
+    first = admission.tick(event).admitted
+    assert first  # the opening tick admitted...
+    unrecorded = anyone().get(f"/api/events/{event.id}/draw/entries/")
+    assert (unrecorded.status_code, unrecorded.json()["code"]) == (409, "draw_not_recorded")  # ...with no record yet
+    assert anyone().get(f"/api/events/{event.id}/draw/").json()["prequeue_size"] == PREQUEUE
+    assert fan_client(crowd[0]).get(f"/api/events/{event.id}/queue/").json()["draw_rank"] is None
+    record_draws()
+    order = assert_recorded_as_verified(event, tickets)  # the admitted fans too: the draw as it stood before them
+    assert sorted(row.user_id for row in first) == sorted(order[:len(first)])  # and they were the draw's first
+    for fan in crowd:
+        assert fan_client(fan).get(f"/api/events/{event.id}/queue/").json()["draw_rank"] == order.index(fan.id) + 1
+
+
+def test_a_recording_cut_short_and_run_again_leaves_one_complete_record(store, make_event, monkeypatch):
+    event = prequeue_event(make_event, admit_per_minute=600)
+    seed = Event.objects.get(pk=event.pk).draw_seed  # fans join in key order: the half record lacks the top ticket
+    crowd = sorted(make_fans(PREQUEUE), key=lambda fan: verifier_key(seed, event.id, fan.id))
+    tickets = {fan.id: admission.join(event, fan).ticket for fan in crowd}
+    event.paused = False
+    event.save(update_fields=["paused"])
+    open_sale(event)
+    admission.tick(event)
+    monkeypatch.setattr(recorder, "ENTRIES_WRITE_BATCH", 7)
+    assert [recorder.record_batch(event) for _ in range(2)] == [False, False]  # the recorder dies here
+    assert (anyone().get(f"/api/events/{event.id}/draw/entries/").status_code, recorder.rank_of(event, crowd[0].id)) \
+        == (409, None)  # half a record is no record
+    assert fan_client(crowd[-1]).get(f"/api/events/{event.id}/queue/").json()["draw_rank"] is None  # nor its top ticket
+    admission.tick(event)  # admissions go on meanwhile, and do not touch the frozen draw
+    record_draws()  # the next run goes on where the last stopped
+    record_draws()  # and a run after the end writes nothing
+    order = assert_recorded_as_verified(event, tickets)
+    for fan in crowd:  # the highest drawn ticket a status learns is the complete record's, not the half's
+        assert fan_client(fan).get(f"/api/events/{event.id}/queue/").json()["draw_rank"] == order.index(fan.id) + 1
 
 
 # --- the seed stays secret until the opening -------------------------------------------------------------------

@@ -10,7 +10,7 @@ import threading
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from .. import admission
+from .. import admission, draw
 from ..webhooks import delivery
 
 logger = logging.getLogger(__name__)
@@ -57,3 +57,15 @@ async def run_webhook_loop(interval: float = 1.0, run_seconds: float = 5.0) -> N
             await asyncio.sleep(interval)
     finally:
         stop.set()  # cancelled with the server: the run in its thread stops claiming
+
+
+async def run_draw_record_loop(interval: float = 1.0) -> None:
+    """Write the draw's record once the opening tick froze it, as Celery's task does: in a thread of its own, so
+    the ticks after the opening admit while the rows are written."""
+    record = database_sync_to_async(draw.record_opened, thread_sensitive=False)
+    while True:
+        try:
+            await record()
+        except Exception:
+            logger.exception("draw record run failed")
+        await asyncio.sleep(interval)

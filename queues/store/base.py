@@ -158,9 +158,24 @@ class BaseQueueStore:
         """
         raise NotImplementedError
 
-    def prequeue_order(self, event_id: int) -> list[tuple[int, int]]:
-        """(user, ticket) of every fan waiting in the pre-queue (a key below 1), in the queue's order: the draw
-        as it stands, recorded at the opening (queues/draw.py). O(pre-queue), once per event."""
+    def freeze_prequeue(self, event_id: int, *, at: float) -> int:
+        """Copy every fan waiting in the pre-queue (a key below 1: user, key, ticket) aside, once, as the draw stood
+        `at` the opening (queues/draw.py): the first tick after it does so before its first pop, and the record is
+        written from the copy later. The queue itself is untouched. A copy cut short (the tick died in it, before
+        any pop) is made again. Returns how many fans were drawn. O(pre-queue), in bounded steps."""
+        raise NotImplementedError
+
+    def frozen_prequeue(self, event_id: int) -> tuple[float, int] | None:
+        """(when, how many) of the frozen draw, None before `freeze_prequeue` finished (kept after `drop`)."""
+        raise NotImplementedError
+
+    def frozen_prequeue_slice(self, event_id: int, start: int, count: int) -> list[tuple[int, int]]:
+        """(user, ticket) of the frozen draw's fans at 0-based ranks start .. start + count - 1, in the queue's
+        order (by key, then as the queue breaks ties)."""
+        raise NotImplementedError
+
+    def drop_frozen_prequeue(self, event_id: int) -> None:
+        """Free the frozen copy once the record is written (its when and size stay: the draw is not frozen again)."""
         raise NotImplementedError
 
     def confirm_admitted(self, event_id: int, user_ids: list[int]) -> None:

@@ -68,6 +68,7 @@ class MemoryQueueStore(BaseQueueStore):
     def __init__(self, **_options):
         self._events: dict[int, _EventQueue] = {}
         self._sessions: dict[int, _GateSessions] = {}  # apart from the queue: a reset keeps them
+        self._drawn: dict[int, tuple[float, int, list]] = {}  # frozen draws: (when, size, order); a reset keeps them
         self._lock = threading.Lock()
 
     def _queue(self, event_id: int) -> _EventQueue:
@@ -211,10 +212,25 @@ class MemoryQueueStore(BaseQueueStore):
     def _popped(queue: _EventQueue, user_id: int, score: float) -> Popped:
         return Popped(user_id=user_id, ticket=queue.ticket[user_id], score=score, place_id=queue.place_id[user_id])
 
-    def prequeue_order(self, event_id):
+    def freeze_prequeue(self, event_id, *, at):
         with self._lock:
-            queue = self._queue(event_id)
-            return [(user_id, queue.ticket[user_id]) for _, user_id in queue.waiting.irange(maximum=(1.0, -1))]
+            if event_id not in self._drawn:
+                queue = self._queue(event_id)
+                order = [(user_id, queue.ticket[user_id]) for _, user_id in queue.waiting.irange(maximum=(1.0, -1))]
+                self._drawn[event_id] = (at, len(order), order)
+            return self._drawn[event_id][1]
+
+    def frozen_prequeue(self, event_id):
+        drawn = self._drawn.get(event_id)
+        return drawn[:2] if drawn else None
+
+    def frozen_prequeue_slice(self, event_id, start, count):
+        return self._drawn[event_id][2][start:start + count]
+
+    def drop_frozen_prequeue(self, event_id):
+        with self._lock:
+            at, size, _ = self._drawn[event_id]
+            self._drawn[event_id] = (at, size, [])
 
     def confirm_admitted(self, event_id, user_ids):
         with self._lock:

@@ -164,21 +164,34 @@
     box.hidden = !(window.crypto && window.crypto.subtle); // WebCrypto needs HTTPS: without it, the public page
   }
 
-  // A socket's `queued` frame comes without the rank (its join skips the database): a fan this browser saw in
-  // the pre-queue asks the HTTP status once, so a reload after the opening still offers the check.
-  async function askStatus() {
+  // A socket's `queued` frame comes without the rank (its join skips the database), and the record of the draw is
+  // written a moment after the opening (docs/ARCHITECTURE.md): a fan this browser saw in the pre-queue asks the
+  // HTTP status until the rank comes, every few seconds (spread, as everyone drawn asks at once), and stops once
+  // the record is complete and the status still has none (not drawn), the sale is not open, or after two minutes.
+  const ASK_EVERY_MS = 3000, ASK_FOR_MS = 120000;
+  async function askStatus(until) {
     askedStatus = true;
+    let again = false;
     try {
+      const draw = await getJson(cfg.drawUrl); // first: a record complete before the status was read holds the rank
       const status = await getJson(root.dataset.statusUrl);
-      if (typeof status.draw_rank === "number") { offer(status.draw_rank); }
-    } catch (e) { /* no check offered: the public page explains how to check by hand */ }
+      if (typeof status.draw_rank === "number") { offer(status.draw_rank); return; }
+      again = draw.opened && !draw.recorded;
+    } catch (e) {
+      again = true; // a failed request: ask again within the two minutes
+    }
+    if (again && drawRank === null && Date.now() + ASK_EVERY_MS < until) {
+      setTimeout(() => { if (drawRank === null) { askStatus(until); } }, ASK_EVERY_MS * (0.5 + Math.random()));
+    } // else no check offered: the public page explains how to check by hand
   }
 
   root.addEventListener("qms:place", (event) => {
     const { state, ticket, drawRank: rank } = event.detail;
     if (state === PREQUEUE) { remember(PREQUEUE_KEY, String(ticket)); return; }
     if (typeof rank === "number") { offer(rank); return; }
-    if (!askedStatus && drawRank === null && ticket != null && recall(PREQUEUE_KEY) === String(ticket)) { askStatus(); }
+    if (!askedStatus && drawRank === null && ticket != null && recall(PREQUEUE_KEY) === String(ticket)) {
+      askStatus(Date.now() + ASK_FOR_MS);
+    }
   });
   $("wr-draw-check").addEventListener("click", onClick);
   rememberShownCommitment();

@@ -132,6 +132,41 @@ def test_a_reveal_that_does_not_match_the_commitment_shows_a_cross(qms, open_tab
     expect(box).to_have_attribute("data-result", "fail")
 
 
+def test_the_check_comes_when_the_record_is_written_after_the_opening(qms, open_tab):
+    """The record is written a moment after the opening tick admits (a large pre-queue takes seconds): the page
+    keeps asking until the fan's rank comes, then offers the check."""
+    event = prequeue_event(qms)
+    join_over_api(qms, event, OTHERS)
+    page = open_tab(FAN, room(event))
+    expect(page.locator("#waiting-room")).to_have_attribute("data-state", "prequeue")
+    draw_url, status_url = f"**/api/events/{event['id']}/draw/", f"**/api/events/{event['id']}/queue/"
+    asked = []
+
+    def still_recording(route):  # the server as it stands while the rows are written
+        asked.append(route.request.url)
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "recorded": False})
+
+    def no_rank_yet(route):
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "draw_rank": None})
+
+    page.route(draw_url, still_recording)
+    page.route(status_url, no_rank_yet)
+    open_sale(qms, event)
+    deadline = time.monotonic() + OPENING_DEADLINE_S
+    while len(asked) < 2:  # asked, found no rank, and asked again
+        assert time.monotonic() < deadline, f"the page asked {len(asked)} time(s) for the draw after the opening"
+        page.wait_for_timeout(200)
+    button = page.get_by_role("button", name="Check the draw")
+    expect(button).to_be_hidden()
+    page.unroute(draw_url)
+    page.unroute(status_url)  # the record is complete: the next ask finds the rank
+    expect(button).to_be_visible(timeout=OPENING_DEADLINE_S * 1000)
+    button.click()
+    expect(page.locator("#wr-draw")).to_have_attribute("data-result", "pass")
+
+
 def test_the_german_page_checks_the_draw_in_german(qms, browser):
     event = prequeue_event(qms)
     join_over_api(qms, event, (FAN, FILLER))

@@ -79,7 +79,7 @@ class Command(BaseCommand):
     def handle(self, *args, host: str, port: int, no_tick: bool, backlog: int, **options):
         from qms_project.asgi import application
         from queues import tokens
-        from queues.realtime.loop import run_admission_loop, run_webhook_loop
+        from queues.realtime.loop import run_admission_loop, run_draw_record_loop, run_webhook_loop
 
         tokens.keyring()  # load (or generate and announce) the signing key before serving
 
@@ -90,6 +90,7 @@ class Command(BaseCommand):
             if run_tick:
                 tasks.append(asyncio.get_event_loop().create_task(run_admission_loop()))
                 tasks.append(asyncio.get_event_loop().create_task(run_webhook_loop()))  # no Celery here either
+                tasks.append(asyncio.get_event_loop().create_task(run_draw_record_loop()))
             self.stdout.write(f"QMS serving on http://{host}:{port}/ (admission tick: "
                               f"{'in-process' if run_tick else 'Celery beat'})", ending="\n")
             self.stdout.flush()
