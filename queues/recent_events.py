@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from django.db.models.signals import post_delete, post_save
 
@@ -60,6 +61,38 @@ class RecentEvents:
 
 
 recent_events = RecentEvents()
+
+
+T = TypeVar("T")
+
+
+class RecentCopy(Generic[T]):
+    """One whole reading (every route of every event, every active webhook endpoint), made again when it is
+    `max_age` seconds old or dropped (`clear`, from the readers' save signals); one reader refreshes while the
+    others wait for its copy rather than query too."""
+
+    def __init__(self, read: Callable[[], T], *, max_age: float = MAX_AGE_SECONDS,
+                 clock: Callable[[], float] = time.monotonic):
+        self.read, self.max_age, self.clock = read, max_age, clock
+        self._copy: T | None = None
+        self._fresh_until = 0.0
+        self._lock = threading.Lock()
+        self.loads = 0  # readings made (to watch the copy work)
+
+    def current(self) -> T:
+        copy = self._copy
+        if copy is not None and self.clock() < self._fresh_until:
+            return copy
+        with self._lock:
+            if self._copy is None or self.clock() >= self._fresh_until:
+                self.loads += 1
+                self._copy = self.read()
+                self._fresh_until = self.clock() + self.max_age
+            return self._copy
+
+    def clear(self) -> None:
+        with self._lock:
+            self._copy, self._fresh_until = None, 0.0
 
 
 def _forget_saved_event(sender, instance, **kwargs) -> None:

@@ -8,9 +8,6 @@ a route added in the admin of another process guards within 2 s.
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,7 +15,7 @@ from django.db.models.signals import post_delete, post_save
 
 from events.models import BypassRule, Event, ProtectedRoute
 
-from ..recent_events import MAX_AGE_SECONDS
+from ..recent_events import RecentCopy
 from .bypass import BypassCheck, compile_rules
 from .request import remove_dot_segments, route_host
 
@@ -72,33 +69,14 @@ def _read_routes() -> Routes:
     return Routes(by_host=by_host)
 
 
-class GateRoutes:
+class GateRoutes(RecentCopy[Routes]):
     """The routes as read at most `max_age` seconds ago (two queries when older)."""
 
-    def __init__(self, *, max_age: float = MAX_AGE_SECONDS, clock: Callable[[], float] = time.monotonic):
-        self.max_age, self.clock = max_age, clock
-        self._routes: Routes | None = None
-        self._fresh_until = 0.0
-        self._lock = threading.Lock()
-        self.loads = 0  # database readings made (to watch the copy work)
-
-    def current(self) -> Routes:
-        routes = self._routes
-        if routes is not None and self.clock() < self._fresh_until:
-            return routes
-        with self._lock:  # one reader refreshes; the others wait for its copy rather than query too
-            if self._routes is None or self.clock() >= self._fresh_until:
-                self.loads += 1
-                self._routes = _read_routes()
-                self._fresh_until = self.clock() + self.max_age
-            return self._routes
+    def __init__(self) -> None:
+        super().__init__(_read_routes)
 
     def lookup(self, host: str, path: str) -> GuardedEvent | None:
         return self.current().lookup(route_host(host), path)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._routes, self._fresh_until = None, 0.0
 
 
 gate_routes = GateRoutes()

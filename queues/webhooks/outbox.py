@@ -2,15 +2,13 @@
 transaction, so a change rolled back reports nothing and a change committed is reported (at least once).
 
 Writing costs the tick nothing when no endpoint listens (the endpoints are read from a per-process copy of
-at most `MAX_AGE_SECONDS`) and one bulk insert when some do. Changes that can be written twice (a tick run
+at most 2 s, queues/recent_events.py) and one bulk insert when some do. Changes that can be written twice (a tick run
 twice, two sweeps, a second process noticing a sale open) carry an id derived from the change itself, and the
 table's unique (endpoint, id) keeps one row.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,8 +28,8 @@ from ..models import (
     WebhookExpirySweep,
     WebhookThresholdState,
 )
+from ..recent_events import RecentCopy
 
-MAX_AGE_SECONDS = 2.0
 # queue.opened is announced by the first tick that sees the sale open, if that is within this long of its start
 # (a process started days after the opening does not announce it again).
 OPENED_WINDOW = timedelta(hours=1)
@@ -54,31 +52,24 @@ class Subscription:
                 and (self.all_events or event_id in self.event_ids))
 
 
-class Subscriptions:
-    """The active endpoints as read at most `MAX_AGE_SECONDS` ago; dropped when this process changes one."""
+def _read_subscriptions() -> list[Subscription]:
+    endpoints = WebhookEndpoint.objects.filter(active=True).prefetch_related("events")
+    return [Subscription(e.id, frozenset(e.event_types), e.all_events, frozenset(event.id for event in e.events.all()),
+                         e.threshold_waiting, e.threshold_hysteresis, e.created_at) for e in endpoints]
+
+
+class Subscriptions(RecentCopy[list[Subscription]]):
+    """The active endpoints as read at most 2 s ago (queues/recent_events.py); dropped when this process
+    changes one."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._copy: tuple[list[Subscription], float] | None = None
+        super().__init__(_read_subscriptions)
 
     def all(self) -> list[Subscription]:
-        with self._lock:
-            if self._copy is not None and time.monotonic() < self._copy[1]:
-                return self._copy[0]
-        endpoints = WebhookEndpoint.objects.filter(active=True).prefetch_related("events")
-        subscriptions = [Subscription(e.id, frozenset(e.event_types), e.all_events,
-                                      frozenset(event.id for event in e.events.all()), e.threshold_waiting,
-                                      e.threshold_hysteresis, e.created_at) for e in endpoints]
-        with self._lock:
-            self._copy = (subscriptions, time.monotonic() + MAX_AGE_SECONDS)
-        return subscriptions
+        return self.current()
 
     def matching(self, event_id: int, event_type: str) -> list[Subscription]:
         return [s for s in self.all() if s.wants(event_id, event_type)]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._copy = None
 
 
 subscriptions = Subscriptions()
